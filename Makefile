@@ -1,0 +1,31 @@
+# kp3d — the two commands of the README, and their set-up.
+#   make replicate [PROFILE=cpu-demo|smoke|paper-h36m|paper-3dhp] [RUN=name] [REDO=1]
+#   make test
+# Both create .venv when it is missing and install the project (with torch) into it.
+
+PYTHON ?= python3
+VENV ?= .venv
+PROFILE ?= cpu-demo
+RUN ?= $(PROFILE)
+REDO ?= 0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.kp3d-installed
+
+.PHONY: setup replicate test lab clean-outputs
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,notebooks]'
+	@touch $(STAMP)
+
+replicate: $(STAMP)
+	$(PY) -m kp3d.replicate --profile $(PROFILE) --run $(RUN) $(if $(filter 1,$(REDO)),--redo,)
+
+test: $(STAMP)
+	$(PY) -m pytest --nbval-lax tests notebooks
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/

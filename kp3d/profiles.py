@@ -1,0 +1,74 @@
+"""Profiles and run locations shared by the notebooks, the trainer and the data sets.
+
+A *profile* picks sizes (resolution, frames, network width, iterations) for one purpose:
+
+- ``smoke``: tests and CI, seconds per notebook;
+- ``cpu-demo``: a student's laptop, the default of ``make replicate`` (about 20 min on 2 cores);
+- ``paper-h36m`` / ``paper-3dhp``: the paper's settings (SPEC section 2), for a GPU and the real data.
+
+Every notebook has ``PROFILE = "cpu-demo"`` in its ``parameters`` cell and then calls
+:func:`resolve_profile`, so the environment variable ``KP3D_PROFILE`` (set by the tests) wins over
+the literal, and papermill's ``-p PROFILE ...`` wins over the literal when the variable is unset.
+
+Example:
+    >>> from kp3d.profiles import resolve_profile
+    >>> resolve_profile("smoke")
+    'smoke'
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROFILES = ("smoke", "cpu-demo", "paper-h36m", "paper-3dhp")
+
+ENV_PROFILE = "KP3D_PROFILE"
+ENV_CACHE_DIR = "KP3D_CACHE_DIR"
+ENV_OUTPUT_DIR = "KP3D_OUTPUT_DIR"
+
+
+def check_profile(profile: str) -> str:
+    """Return ``profile`` if it names a known profile, else raise a ValueError listing them."""
+    if profile not in PROFILES:
+        raise ValueError(
+            f"unknown profile {profile!r}: expected one of {', '.join(PROFILES)} "
+            f"(set it with -p PROFILE <name> in papermill or {ENV_PROFILE}=<name>)"
+        )
+    return profile
+
+
+def resolve_profile(profile: str) -> str:
+    """The profile a notebook should use: ``$KP3D_PROFILE`` when set, else ``profile``."""
+    env = os.environ.get(ENV_PROFILE, "").strip()
+    if env:
+        if env not in PROFILES:
+            raise ValueError(
+                f"{ENV_PROFILE}={env!r} is not a profile: expected one of {', '.join(PROFILES)}; "
+                f"unset it or fix its value"
+            )
+        return env
+    return check_profile(profile)
+
+
+def cache_dir() -> Path:
+    """Where rendered data sets and other regenerable files live (``$KP3D_CACHE_DIR`` or ``~/.cache/kp3d``).
+
+    Nothing here is precious: it is rebuilt when missing.
+    """
+    path = Path(os.environ.get(ENV_CACHE_DIR) or Path.home() / ".cache" / "kp3d").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def output_dir(*parts: str, create: bool = True) -> Path:
+    """A folder under the run output root (``$KP3D_OUTPUT_DIR`` or ``./outputs``).
+
+    Example:
+        >>> output_dir("03_triangulation", create=False).name
+        '03_triangulation'
+    """
+    root = Path(os.environ.get(ENV_OUTPUT_DIR) or "outputs").expanduser()
+    path = root.joinpath(*parts)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
