@@ -27,6 +27,7 @@ def strip(path: str) -> None:
         cell.get("metadata", {}).pop("execution", None)
         cell.get("metadata", {}).pop("papermill", None)
     nb.metadata.pop("papermill", None)
+    nb.metadata.pop("widgets", None)  # saved widget state: large and stale once outputs are gone
     nbformat.write(nb, path)
 
 

@@ -1,0 +1,525 @@
+"""Your own calibrated rig: synchronised videos (or image folders) plus a calibration file.
+
+Folder layout a user brings (``data="rig:/path/to/my_rig"``)::
+
+{layout}
+
+What the loader does, in order:
+
+1. reads the calibration (:func:`data_utils.calibration.load_calibration`: anipose/Pose2Sim TOML,
+   OpenCV YAML/JSON, Human3.6M-style JSON) and normalises it to mm, world-to-camera, z up;
+2. matches one video file or image folder per calibrated camera by name (case-insensitive file stem,
+   in the root or in ``videos/``). A camera without a video, a video without a camera, fewer than
+   two cameras, a video whose size does not match the calibration's aspect ratio, or frame counts
+   that differ are errors naming the fix (``trim=True`` cuts every camera to the shortest one with a
+   warning instead: only right when the recordings start together);
+3. decodes each camera once (PyAV), **undistorts the images** with the camera's lens model
+   (``cv2.remap`` to a pinhole image with the same K) so that ``P = K [R | t]`` is exact for the
+   triangulation downstream, fits them to a square ``image_size`` (``fit="pad"``: keep the aspect
+   ratio and pad with black, any orientation; ``fit="stretch"``: scale each axis) with the intrinsics
+   updated to match (``Camera.resized`` plus the padding offset), and caches the result as a
+   memory-mapped uint8 array under ``kp3d.profiles.cache_dir()/rig`` (keyed by the files' sizes and
+   times, the calibration and the options, so a changed input is re-decoded);
+4. backgrounds per camera, in this order of preference: an image of the empty scene
+   (``background/<camera>.png``), an empty-scene clip (``background/<camera>.mp4`` or a folder),
+   else the per-pixel median over the recording (``data_utils.background.median_background``). A
+   median is checked for contamination (:func:`background_contamination`) and a
+   :class:`ContaminatedBackgroundWarning` says how to fix it;
+5. optional labels ``joints_3d.npy`` (T, 17, 3) in the calibration's world units and frame give the
+   ``gt`` entry (3D joints and their pinhole projections); without them there is no ``gt`` key.
+
+Samples follow docs/architecture.md (``images``, ``backgrounds``, ``K``, ``R``, ``t``, ``index``,
+optional ``gt``). A rig has no held-out split: every ``split`` returns all (selected) frames.
+
+Example:
+    >>> ds = RigDataset("my_rig", image_size=128)  # doctest: +SKIP
+    >>> ds[0]["images"].shape  # doctest: +SKIP
+    torch.Size([3, 3, 128, 128])
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from kp3d.cameras import Camera
+
+from .background import median_background
+from .calibration import Calibration, load_calibration, undistortion_maps
+from .video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, image_files, iter_frames, video_info
+
+log = logging.getLogger(__name__)
+
+RIG_LAYOUT = """\
+my_rig/
+  calibration.toml     anipose/Pose2Sim TOML, or calibration.yml / .yaml / .json (or pass calibration=FILE)
+  cam1.mp4             one synchronised video per camera, named like the calibration's cameras
+  cam2.mp4             (any of .mp4 .avi .mov .mkv .webm; or a folder cam2/ of images 000001.png ...;
+  cam3/                 the videos may also sit in my_rig/videos/)
+  background/          optional, per camera, used instead of the median background:
+    cam1.png             an image of the empty scene, or
+    cam2.mp4             a clip of the empty scene (its median is used)
+  joints_3d.npy        optional labels: (T, 17, 3) joints in the calibration's world units"""
+
+CALIBRATION_NAMES = ("calibration.toml", "calibration.yml", "calibration.yaml", "calibration.json")
+FITS = ("pad", "stretch")
+MIN_CHECK_FRAMES = 10  # fewer frames than this: the median cannot be checked (and is rarely clean)
+
+
+class ContaminatedBackgroundWarning(UserWarning):
+    """The median background probably contains the person (or someone else): supply an empty scene."""
+
+
+# ---------------------------------------------------------------------------------------------
+# geometry of the image pipeline: undistort at native size, then fit to a square
+# ---------------------------------------------------------------------------------------------
+def fit_camera(camera: Camera, size: int, fit: str = "pad") -> tuple[Camera, tuple[int, int, int, int]]:
+    """The pinhole camera of an image fitted into ``size x size``.
+
+    Returns:
+        (camera at size x size, (w, h, left, top)): the image is resized to w x h and pasted at
+        column ``left``, row ``top`` (zeros around it for ``fit="pad"``).
+    """
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
+    if int(size) < 8:
+        raise ValueError(f"image_size must be at least 8 pixels, got {size}")
+    if fit == "stretch":
+        return camera.resized(size, size), (size, size, 0, 0)
+    s = size / max(camera.width, camera.height)
+    w, h = max(1, round(camera.width * s)), max(1, round(camera.height * s))
+    left, top = (size - w) // 2, (size - h) // 2
+    cam = camera.resized(w, h)
+    K = cam.K.copy()
+    K[0, 2] += left
+    K[1, 2] += top
+    return Camera(name=cam.name, K=K, R=cam.R, t=cam.t, width=size, height=size), (w, h, left, top)
+
+
+def _prepare(img: np.ndarray, maps, placement: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """(H, W, 3) uint8 raw frame -> (size, size, 3) uint8 undistorted and fitted frame."""
+    import cv2
+
+    if maps is not None:
+        img = cv2.remap(img, maps[0], maps[1], interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    w, h, left, top = placement
+    interp = cv2.INTER_AREA if w < img.shape[1] else cv2.INTER_LINEAR  # area averaging avoids aliasing
+    small = cv2.resize(img, (w, h), interpolation=interp)
+    if (w, h) == (size, size):
+        return small
+    out = np.zeros((size, size, 3), np.uint8)
+    out[top:top + h, left:left + w] = small
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# contaminated median backgrounds
+# ---------------------------------------------------------------------------------------------
+def background_contamination(frames: np.ndarray, background: np.ndarray, unstable_freq: float = 0.45,
+                             min_unstable_area: float = 0.001, min_moving_area: float = 0.001) -> dict:
+    """Check a median background against the frames it came from.
+
+    A pixel is *foreground* in a frame when it differs from the background by more than
+    ``tau = 5 sigma`` clipped to [0.05, 0.15] (mean over channels, [0, 1] units; sigma is the noise level, a robust
+    MAD estimate over all pixels and frames). Two signatures of a median that kept the person:
+
+    - an *unstable region*: pixels that are foreground in more than ``unstable_freq`` of the frames
+      cover more than ``min_unstable_area`` of the image. A person who walks around covers each pixel
+      for a few frames only (under 45% even at the turning points of a one-circle clip in the tests);
+      one on a treadmill or a chair keeps moving limbs over the same pixels, so the median there is
+      a coin flip between the person and the scene;
+    - *nothing moves*: in 90% of the frames less than ``min_moving_area`` of the image is foreground:
+      the person stood still and is part of the median (or the clip is empty).
+
+    A third check catches frames that share no static background at all (typical difference over
+    0.05: a moving camera, changing light, automatic exposure).
+
+    Args:
+        frames: (T, H, W, 3) uint8 or float in [0, 1], the frames the median was taken over.
+        background: (H, W, 3) same units.
+
+    Returns:
+        dict(contaminated: bool, reason: str, unstable_area: float, moving_area_p90: float,
+        tau: float, frequency: (H, W) float32 per-pixel foreground frequency).
+    """
+    frames = np.asarray(frames)
+    background = np.asarray(background)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames: expected (T, H, W, 3), got {frames.shape}")
+    if background.shape != frames.shape[1:]:
+        raise ValueError(f"background: expected {frames.shape[1:]} like the frames, got {background.shape}")
+    scale = 255.0 if frames.dtype == np.uint8 else 1.0
+    bg = background.astype(np.float32) / (255.0 if background.dtype == np.uint8 or scale == 255.0 else 1.0)
+    diff = np.stack([np.abs(f.astype(np.float32) / scale - bg).mean(-1) for f in frames])  # (T, H, W)
+    typical = float(np.median(diff))
+    sigma = 1.4826 * typical
+    tau = min(max(0.05, 5 * sigma), 0.15)  # capped: a scene that changes everywhere must not hide as "noise"
+    fg = diff > tau
+    freq = fg.mean(0).astype(np.float32)
+    unstable = float((freq > unstable_freq).mean())
+    moving = float(np.quantile(fg.reshape(len(fg), -1).mean(1), 0.9))
+    reasons = []
+    if typical > 0.05:
+        reasons.append(f"the frames differ from the median almost everywhere (typical difference {typical:.3f}): "
+                       f"a moving camera, changing light or automatic exposure leaves no static background")
+    if unstable > min_unstable_area:
+        reasons.append(f"{100 * unstable:.2f}% of the image differs from the median in more than "
+                       f"{100 * unstable_freq:.0f}% of the frames (someone stays in place)")
+    if moving < min_moving_area:
+        reasons.append(f"in 90% of the frames under {100 * min_moving_area:.2f}% of the image differs from the "
+                       f"median (nothing moves: a still person is burned into it)")
+    return {"contaminated": bool(reasons), "reason": "; ".join(reasons), "unstable_area": unstable,
+            "moving_area_p90": moving, "tau": tau, "frequency": freq}
+
+
+# ---------------------------------------------------------------------------------------------
+# finding files
+# ---------------------------------------------------------------------------------------------
+def find_calibration(root: Path) -> Path:
+    """The calibration file of a rig folder (``calibration.toml|yml|yaml|json``, or the only .toml)."""
+    for name in CALIBRATION_NAMES:
+        if (root / name).is_file():
+            return root / name
+    tomls = sorted(root.glob("*.toml"))
+    if len(tomls) == 1:
+        return tomls[0]
+    raise FileNotFoundError(f"rig {root}: no calibration file found (looked for {', '.join(CALIBRATION_NAMES)}).\n"
+                            f"Fix: put it there or pass calibration=FILE (--calibration FILE).\n"
+                            f"Expected layout:\n{RIG_LAYOUT}")
+
+
+def _candidates(folder: Path, exclude: set) -> dict:
+    """lower-case stem -> path of the videos and image folders directly in ``folder``."""
+    found = {}
+    if not folder.is_dir():
+        return found
+    for p in sorted(folder.iterdir()):
+        if p.name in exclude or p.name.startswith("."):
+            continue
+        if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
+            found.setdefault(p.stem.lower(), p)
+        elif p.is_dir() and any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir()):
+            found.setdefault(p.name.lower(), p)
+    return found
+
+
+def match_sources(root: Path, names: list[str], allow_extra: bool = False) -> dict:
+    """camera name -> video file or image folder, with clear errors for either side missing.
+
+    ``allow_extra``: ignore videos of cameras not in ``names`` (when the user picked cameras).
+    """
+    found = _candidates(root, {"background", "videos"})
+    for stem, p in _candidates(root / "videos", set()).items():
+        found.setdefault(stem, p)
+    lower = {n.lower(): n for n in names}
+    missing = [n for n in names if n.lower() not in found]
+    extra = sorted(str(p.relative_to(root)) for s, p in found.items() if s not in lower)
+    if missing:
+        raise FileNotFoundError(
+            f"rig {root}: the calibration names camera(s) {missing} but there is no video or image folder for "
+            f"them (found: {sorted(str(p.relative_to(root)) for p in found.values()) or 'nothing'}).\n"
+            f"Fix: name each video like its camera (e.g. {missing[0]}.mp4 or a folder {missing[0]}/), or remove "
+            f"the camera from the calibration.\nExpected layout:\n{RIG_LAYOUT}")
+    if extra and not allow_extra:
+        raise ValueError(
+            f"rig {root}: {extra} match no camera of the calibration (cameras: {names}).\n"
+            f"Fix: add their calibration, rename them to a camera's name, move them out of the folder, "
+            f"or choose cameras with cameras=[...].")
+    return {n: found[n.lower()] for n in names}
+
+
+def _background_source(root: Path, name: str, backgrounds) -> Path | None:
+    """A user-supplied empty-scene image/clip for camera ``name`` (None: use the median)."""
+    if isinstance(backgrounds, dict):
+        p = backgrounds.get(name)
+        return None if p is None else Path(p)
+    folder = Path(backgrounds) if backgrounds is not None else root / "background"
+    if not folder.is_dir():
+        if backgrounds is not None:
+            raise FileNotFoundError(f"backgrounds={backgrounds}: no such folder")
+        return None
+    for p in sorted(folder.iterdir()):
+        stem = p.stem if p.is_file() else p.name
+        if stem.lower() == name.lower() and (p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES):
+            return p
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# the data set
+# ---------------------------------------------------------------------------------------------
+class RigDataset(Dataset):
+    """A user's own calibrated multi-view recording, with the sample interface of the other data sets.
+
+    Args:
+        root: the rig folder (layout in the module docstring).
+        calibration: the calibration file (default: found in ``root``).
+        image_size: side of the square views fed to the model (the profile's ``image_size``).
+        split: "train", "test" or "all": a rig has no held-out part, all return every frame.
+        fit: "pad" (keep the aspect ratio, pad with black) or "stretch" (scale each axis).
+        frame_step: keep every ``frame_step``-th frame; max_frames: at most this many (after the step).
+        trim: cut cameras to the shortest frame count (with a warning) instead of raising.
+        cameras: names of the cameras to use, in this order (default: all, in the calibration's order).
+        backgrounds: None (``root/background`` when present), a folder, or dict name -> image/clip path.
+        background_frames: frames used for a median background (evenly spaced).
+        units, up_axis, subject: passed to :func:`data_utils.calibration.load_calibration`.
+        cache: keep decoded frames under ``kp3d.profiles.cache_dir()/rig`` (False: a temporary in-memory array).
+        progress: tqdm bars while decoding.
+    """
+
+    def __init__(self, root: str | Path, calibration: str | Path | None = None, image_size: int = 128,
+                 split: str = "train", fit: str = "pad", frame_step: int = 1, max_frames: int | None = None,
+                 trim: bool = False, cameras: list[str] | None = None, backgrounds=None,
+                 background_frames: int = 200, units: str = "auto", up_axis: str = "auto",
+                 subject: str | None = None, cache: bool = True, progress: bool = True):
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"rig folder {self.root} not found.\nExpected layout:\n{RIG_LAYOUT}")
+        if split not in ("train", "test", "all"):
+            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+        if frame_step < 1 or (max_frames is not None and max_frames < 1):
+            raise ValueError(f"frame_step and max_frames must be >= 1, got {frame_step}, {max_frames}")
+        self.split, self.image_size, self.fit = split, int(image_size), fit
+        calib_path = Path(calibration).expanduser() if calibration is not None else find_calibration(self.root)
+        self.calibration: Calibration = load_calibration(calib_path, units=units, up_axis=up_axis, subject=subject)
+        names = self.calibration.names if cameras is None else list(cameras)
+        unknown = [n for n in names if n not in self.calibration.names]
+        if unknown:
+            raise ValueError(f"cameras={cameras}: {unknown} not in the calibration (cameras: {self.calibration.names})")
+        if len(names) < 2:
+            raise ValueError(f"rig {self.root}: {len(names)} camera(s) {names}; triangulation needs at least 2 "
+                             f"calibrated cameras with videos")
+        self.sources = match_sources(self.root, names, allow_extra=cameras is not None)
+        self.camera_names = names
+
+        # sizes and frame counts
+        infos = {n: video_info(self.sources[n]) for n in names}
+        native = []
+        for n in names:
+            cam, info = self.calibration.camera(n), infos[n]
+            if (info["width"], info["height"]) != (cam.width, cam.height):
+                if abs(info["width"] / info["height"] - cam.width / cam.height) > 0.01:
+                    raise ValueError(
+                        f"camera {n}: video {self.sources[n].name} is {info['width']}x{info['height']} but the "
+                        f"calibration says {cam.width}x{cam.height} (another aspect ratio): wrong file or wrong "
+                        f"calibration? Fix: calibrate at the recording's resolution.")
+                log.info("camera %s: calibrated at %dx%d, video is %dx%d -> intrinsics rescaled", n, cam.width,
+                         cam.height, info["width"], info["height"])
+                cam = cam.resized(info["width"], info["height"])
+            native.append(cam)
+        counts = {n: infos[n]["frames"] for n in names}
+        n_frames = min(counts.values())
+        if len(set(counts.values())) > 1:
+            msg = f"rig {self.root}: frame counts differ across cameras: {counts}"
+            if not trim:
+                raise ValueError(msg + ". The videos must be synchronised and equally long. Fix: cut them to the "
+                                 "same frames, or pass trim=True to keep the first "
+                                 f"{n_frames} frames of each (right only when they start together).")
+            warnings.warn(msg + f"; trim=True: keeping the first {n_frames} frames of every camera", stacklevel=2)
+        if n_frames < 1:
+            raise ValueError(f"rig {self.root}: no frames in {[n for n in names if counts[n] == 0]}")
+        self.frames = list(range(0, n_frames, frame_step))[:max_frames]
+        self._native = native
+        fitted = [fit_camera(c, self.image_size, fit) for c in native]
+        self.cameras = [c for c, _ in fitted]
+        self._placement = [p for _, p in fitted]
+        self._maps = [undistortion_maps(c, self.calibration.distortion[c.name]) for c in native]
+        self.subjects = (self.root.name,)
+
+        self._images = self._decode_all(cache, progress)  # (T, V, S, S, 3) uint8
+        self.background_sources: dict[str, str] = {}
+        self.background_report: dict[str, dict] = {}
+        bgs = [self._background(v, backgrounds, background_frames, progress) for v in range(len(names))]
+        self._backgrounds = torch.from_numpy(np.stack(bgs)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+        self._joints = self._load_labels(n_frames)
+        K = np.stack([c.K for c in self.cameras])
+        self._K = torch.tensor(K, dtype=torch.float32)
+        self._R = torch.tensor(np.stack([c.R for c in self.cameras]), dtype=torch.float32)
+        self._t = torch.tensor(np.stack([c.t for c in self.cameras]), dtype=torch.float32)
+
+    # -- decoding ---------------------------------------------------------------------------
+    def _cache_key(self) -> str:
+        stats = [[str(Path(self.sources[n]).resolve()), *self._stat(self.sources[n])] for n in self.camera_names]
+        calib = Path(self.calibration.source)
+        payload = [stats, hashlib.sha1(calib.read_bytes()).hexdigest(),
+                   self.calibration.conversions, self.image_size, self.fit, self.frames[:3], len(self.frames),
+                   self.frames[-1]]
+        return hashlib.sha1(json.dumps(payload, default=str).encode()).hexdigest()[:16]
+
+    @staticmethod
+    def _stat(p: Path) -> list:
+        p = Path(p)
+        if p.is_dir():
+            files = image_files(p)
+            return [len(files), max(f.stat().st_mtime_ns for f in files), sum(f.stat().st_size for f in files)]
+        st = p.stat()
+        return [st.st_size, st.st_mtime_ns]
+
+    def _decode_camera(self, v: int, out: np.ndarray, progress: bool) -> None:
+        from tqdm.auto import tqdm
+
+        name = self.camera_names[v]
+        wanted = set(self.frames)
+        last = self.frames[-1]
+        k = 0
+        bar = tqdm(total=len(self.frames), desc=f"decoding {name}", disable=not progress, leave=False)
+        for i, img in enumerate(iter_frames(self.sources[name], max_frames=last + 1)):
+            if i in wanted:
+                out[k, v] = _prepare(img, self._maps[v], self._placement[v], self.image_size)
+                k += 1
+                bar.update(1)
+        bar.close()
+        if k != len(self.frames):
+            raise ValueError(f"camera {name}: {self.sources[name]} decoded {k} of the {len(self.frames)} frames its "
+                             f"header announced (a truncated or damaged file?). Fix: re-encode it, or use "
+                             f"max_frames/trim to stay within the readable part.")
+
+    def _decode_all(self, cache: bool, progress: bool) -> np.ndarray:
+        shape = (len(self.frames), len(self.camera_names), self.image_size, self.image_size, 3)
+        if not cache:
+            out = np.zeros(shape, np.uint8)
+            for v in range(len(self.camera_names)):
+                self._decode_camera(v, out, progress)
+            return out
+        from kp3d.profiles import cache_dir
+
+        path = cache_dir() / "rig" / f"{self.root.name}-{self._cache_key()}.npy"
+        if path.is_file():
+            arr = np.load(path, mmap_mode="r")
+            if arr.shape == shape:
+                log.info("rig %s: decoded frames from the cache %s", self.root, path)
+                return arr
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".partial.npy")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        for v in range(len(self.camera_names)):
+            self._decode_camera(v, out, progress)
+        out.flush()
+        del out
+        tmp.replace(path)  # only a complete file gets the final name
+        log.info("rig %s: %d frames x %d cameras decoded to %s", self.root, shape[0], shape[1], path)
+        return np.load(path, mmap_mode="r")
+
+    # -- backgrounds ------------------------------------------------------------------------
+    def _background(self, v: int, backgrounds, background_frames: int, progress: bool) -> np.ndarray:
+        name = self.camera_names[v]
+        src = _background_source(self.root, name, backgrounds)
+        if src is not None:
+            info = video_info(src)
+            if (info["width"], info["height"]) != (self._native[v].width, self._native[v].height):
+                raise ValueError(f"camera {name}: background {src} is {info['width']}x{info['height']}, the video "
+                                 f"is {self._native[v].width}x{self._native[v].height}; they must match")
+            frames = [_prepare(img, self._maps[v], self._placement[v], self.image_size)
+                      for img in iter_frames(src, step=max(1, info["frames"] // max(1, background_frames)),
+                                             max_frames=background_frames)]
+            kind = "empty-scene image" if len(frames) == 1 else f"empty-scene clip ({len(frames)} frames, median)"
+            self.background_sources[name] = f"{kind}: {src}"
+            log.info("camera %s: background from the %s", name, self.background_sources[name])
+            return np.asarray(median_background(np.stack(frames)), dtype=np.float32)  # 0-255
+        T = len(self.frames)
+        idx = np.unique(np.linspace(0, T - 1, min(T, background_frames)).round().astype(int))
+        frames = np.asarray(self._images[idx, v])
+        bg = np.asarray(median_background(frames), dtype=np.float32)  # 0-255, not rounded
+        self.background_sources[name] = f"median over {len(idx)} frames"
+        if len(idx) < MIN_CHECK_FRAMES:
+            report = {"contaminated": True, "reason": f"a median over only {len(idx)} frames keeps whatever was in "
+                      f"them (at least {MIN_CHECK_FRAMES} are needed to check it)"}
+        else:
+            report = background_contamination(frames, bg)
+        self.background_report[name] = report
+        if report["contaminated"]:
+            msg = (f"camera {name}: the median background looks contaminated: {report['reason']}. The model would "
+                   f"learn to ignore whoever is burned into it. Fix: record the empty scene and put an image at "
+                   f"{self.root / 'background' / (name + '.png')} or a clip at "
+                   f"{self.root / 'background' / (name + '.mp4')} (or pass backgrounds=...).")
+            log.warning("%s", msg)
+            warnings.warn(msg, ContaminatedBackgroundWarning, stacklevel=3)
+        return bg
+
+    # -- labels -----------------------------------------------------------------------------
+    def _load_labels(self, n_frames: int) -> np.ndarray | None:
+        path = self.root / "joints_3d.npy"
+        if not path.is_file():
+            return None
+        X = np.load(path)
+        if X.ndim != 3 or X.shape[-1] != 3 or X.shape[0] < n_frames:
+            raise ValueError(f"{path}: expected (T, J, 3) with T >= {n_frames} frames, got {X.shape}")
+        if not np.all(np.isfinite(X[:n_frames])):
+            raise ValueError(f"{path}: contains non-finite numbers; mark missing labels by removing the file")
+        return self.calibration.points_to_world(X[self.frames]).astype(np.float32)
+
+    # -- the Dataset interface --------------------------------------------------------------
+    @property
+    def has_labels(self) -> bool:
+        return self._joints is not None
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def frame_info(self, i: int) -> dict:
+        return {"subject": self.root.name, "frame": self.frames[i], "split": self.split, "action": "rig"}
+
+    def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} samples")
+        i = i % len(self)
+        images = torch.from_numpy(np.array(self._images[i])).permute(0, 3, 1, 2).float().div_(255.0)
+        sample = {"images": images, "backgrounds": self._backgrounds, "K": self._K, "R": self._R, "t": self._t,
+                  "index": torch.tensor(i, dtype=torch.int64)}
+        if self._joints is not None:
+            X = self._joints[i]
+            j2d = np.stack([c.project(X) for c in self.cameras])  # images are undistorted: pinhole
+            sample["gt"] = {"joints_3d": torch.from_numpy(X.copy()),
+                            "joints_2d": torch.tensor(j2d, dtype=torch.float32)}
+        return sample
+
+    def describe(self) -> str:
+        """A few lines for the log: cameras, sizes, conversions, backgrounds."""
+        lines = [f"rig {self.root}: {len(self.camera_names)} cameras, {len(self)} frames, "
+                 f"{self.image_size}x{self.image_size} ({self.fit}), labels: {'yes' if self.has_labels else 'no'}"]
+        lines += [f"  {c}" for c in self.calibration.conversions]
+        for n, cam in zip(self.camera_names, self._native):
+            d = self.calibration.distortion[n]
+            lines.append(f"  {n}: {self.sources[n].name} {cam.width}x{cam.height}, "
+                         f"{'undistorted (' + d.model + ')' if d is not None else 'no distortion'}, "
+                         f"background: {self.background_sources[n]}")
+        return "\n".join(lines)
+
+
+__doc__ = __doc__.replace("{layout}", "\n".join("    " + line for line in RIG_LAYOUT.splitlines()))
+
+
+def make_rig_dataset(spec: str, calibration: str | None = None, profile: str = "cpu-demo", split: str = "train",
+                     **overrides) -> RigDataset:
+    """The rig data set for ``data="rig:PATH"`` at the resolution of ``profile``.
+
+    Args:
+        spec: "rig:/path/to/folder" (or just the path).
+        calibration: the calibration file (default: found in the folder).
+        profile: a kp3d profile; ``image_size`` defaults to its ``kp3d.config`` value.
+        split: "train", "test" or "all" (all frames for each).
+        overrides: any :class:`RigDataset` argument (``image_size``, ``fit``, ``frame_step``, ``trim`` ...).
+    """
+    from kp3d.profiles import check_profile
+
+    check_profile(profile)
+    kind, sep, path = spec.partition(":")
+    if sep and kind == "rig":
+        root = path
+    elif not sep or len(kind) == 1:  # a bare path (or a Windows drive letter)
+        root = spec
+    else:
+        raise ValueError(f"data={spec!r}: expected 'rig:/path/to/folder'")
+    if not root:
+        raise ValueError(f"data={spec!r}: give the rig folder, e.g. 'rig:/data/my_rig'")
+    if "image_size" not in overrides:
+        from kp3d.config import get_config
+
+        overrides["image_size"] = get_config(profile).image_size
+    return RigDataset(root, calibration=calibration, split=split, **overrides)

@@ -1,0 +1,566 @@
+"""Pose probes: how much 3D pose the discovered keypoints carry (paper Sec. 3.5, S.1.2, Eq. 17).
+
+A probe ``theta`` maps the N discovered 3D keypoints of a frame (3N numbers) to the M = 17 labelled
+joints (3M numbers). Labels are used only here, never to train the keypoint model.
+
+Two probes, as in the paper:
+
+- :class:`LinearProbe`: an affine map solved in closed form (ridge regression; ``alpha = 0`` is
+  ordinary least squares). It recovers a known linear map exactly, which the tests check. By
+  default (``ProbeConfig.alpha = None``) the ridge penalty is picked from ``alpha_grid`` on held-out
+  labelled frames, then the probe is refitted on all of them: the paper's plain linear regression
+  is the ``alpha -> 0`` end of that grid, and the penalty keeps near-collinear features (the latent
+  baseline, a barely trained model's keypoints) from extrapolating wildly.
+- :class:`MLPProbe`: 2 hidden layers of 2048, ReLU, 50 % dropout, Adam lr 1e-4, batch 256
+  (S.1.2). The paper trains it for 200K iterations; here the number of epochs and early stopping
+  on a held-out part of the labelled frames are :class:`ProbeConfig` fields so that small profiles
+  finish in seconds.
+
+Coordinate conventions (stated once, used by every function here):
+
+- inputs: the discovered 3D keypoints in the **world frame** (mm), **centred per frame** by
+  subtracting their mean over the N keypoints (:func:`keypoint_features`), so the probe sees the
+  posture, not where the person stands in the room;
+- targets: the 17 ground-truth joints in the **world frame** (mm), **pelvis-relative** (joint 0
+  subtracted per frame, :func:`pose_targets`). Errors are therefore pelvis-relative world-frame
+  MPJPE / N-MPJPE / P-MPJPE from :mod:`kp3d.metrics`.
+- any other feature (the latent baseline, the single-view lifter's output) is just a ``(T, F)``
+  matrix for the probes; :func:`fit_probe` standardises inputs and targets with training
+  statistics (z-score), which does not change what a linear probe can express and lets the MLP
+  work with Adam at lr 1e-4 whatever the units.
+
+Label-fraction sweep (Fig. 5/6): :func:`label_fraction_sweep` trains each probe on a random,
+seeded subset of the labelled training frames (1 %, 5 %, ... 100 %) and evaluates on all test frames.
+
+The 2D evaluation of Table 3 (:func:`probe_2d`) regresses a linear map from the N 2D keypoints of
+an image to its 17 2D joints and reports the mean Euclidean error in percent of the image size.
+
+Example:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(200, 12)); w = rng.normal(size=(12, 6))
+    >>> probe = LinearProbe(alpha=0.0).fit(x, x @ w + 3.0)
+    >>> bool(np.allclose(probe.predict(x), x @ w + 3.0, atol=1e-6))
+    True
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+N_JOINTS = 17  # Human3.6M joints, docs/architecture.md order; joint 0 is the pelvis
+ROOT_JOINT = 0
+
+__all__ = [
+    "ProbeConfig",
+    "LinearProbe",
+    "MLPProbe",
+    "keypoint_features",
+    "pose_targets",
+    "fit_probe",
+    "pose_errors",
+    "evaluate_probe",
+    "subset_indices",
+    "label_fraction_sweep",
+    "probe_2d",
+    "DEFAULT_FRACTIONS",
+    "probe_config",
+    "select_ridge",
+    "torch_threads",
+]
+
+DEFAULT_FRACTIONS = (0.01, 0.05, 0.1, 0.5, 1.0)  # Fig. 5/6 use percentages of the labelled frames
+
+
+@dataclass
+class ProbeConfig:
+    """Probe hyper-parameters. Defaults are the paper's (S.1.2) unless a comment says otherwise."""
+
+    kind: str = "mlp"  # "linear" (closed-form ridge) or "mlp" (2 hidden layers)
+    # ridge penalty of the linear probe on z-scored inputs; None = chosen from alpha_grid on
+    # held-out frames (the paper: plain least squares, i.e. alpha -> 0)
+    alpha: float | None = None
+    alpha_grid: tuple = (1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)  # candidates when alpha is None
+    hidden: int = 2048  # width of each hidden layer of the MLP probe (paper: 2048)
+    n_hidden_layers: int = 2  # paper: "2-hidden-layer MLP"
+    dropout: float = 0.5  # after each hidden ReLU (paper: 50 %)
+    lr: float = 1e-4  # Adam (paper)
+    batch_size: int = 256  # paper
+    weight_decay: float = 0.0  # not in the paper
+    epochs: int = 200  # upper bound on passes over the labelled frames (paper: 200K iterations)
+    max_iters: int | None = None  # optional cap on optimiser steps (None: epochs decide)
+    patience: int = 20  # early stopping: epochs without validation improvement (0 disables it)
+    val_fraction: float = 0.1  # labelled frames held out for early stopping (0 disables it)
+    min_val_frames: int = 8  # below this many held-out frames, early stopping is off
+    seed: int = 0
+    device: str = "cpu"
+    # torch threads while fitting on CPU: these small MLPs run fastest on one (thread sync costs
+    # more than the math, 50x more on a busy 2-core machine); 0 = leave torch's setting
+    cpu_threads: int = 1
+    progress: bool = False  # tqdm bar over epochs
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# Per-profile probe settings. paper-*: S.1.2 (the paper trains 200K iterations; early stopping on
+# held-out labelled frames ends it sooner). cpu-demo: a 512-unit MLP (SPEC section 8 measured it on
+# 2 cores; 2048 units cost ~16x the time for a few mm). smoke: seconds.
+_PROFILE_PROBES = {
+    "paper-h36m": dict(epochs=2000, max_iters=200_000, patience=20),
+    "paper-3dhp": dict(epochs=2000, max_iters=200_000, patience=20),
+    "cpu-demo": dict(hidden=512, lr=1e-3, epochs=300, patience=15),
+    "smoke": dict(hidden=64, lr=1e-3, epochs=40, patience=0),
+}
+
+
+def probe_config(profile: str, **overrides) -> ProbeConfig:
+    """The :class:`ProbeConfig` of a profile (see ``_PROFILE_PROBES``), with ``overrides`` applied.
+
+    Example:
+        >>> probe_config("paper-h36m").hidden
+        2048
+    """
+    from kp3d.profiles import check_profile
+
+    values = dict(_PROFILE_PROBES[check_profile(profile)])
+    values.update(overrides)
+    return ProbeConfig(**values)
+
+
+# ----------------------------------------------------------------------------------------------
+# inputs and targets
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Temporarily run torch CPU ops on ``n`` threads (0: leave the current setting)."""
+    old = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _as_np(x, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(x).__name__}")
+    return x
+
+
+def keypoint_features(kp3d) -> np.ndarray:
+    """Probe inputs from discovered 3D keypoints: centred per frame and flattened.
+
+    Args:
+        kp3d: (T, N, 3) world mm, the multi-view (or lifted) 3D keypoints.
+
+    Returns:
+        (T, 3N) float64, ``kp3d - kp3d.mean(axis=1)`` flattened (world frame, centred).
+
+    Example:
+        >>> keypoint_features(np.ones((2, 4, 3))).shape
+        (2, 12)
+    """
+    kp3d = _as_np(kp3d, "kp3d")
+    if kp3d.ndim != 3 or kp3d.shape[-1] != 3:
+        raise ValueError(f"kp3d: expected shape (T, N, 3), got {tuple(kp3d.shape)}")
+    x = kp3d.astype(np.float64)
+    x = x - x.mean(axis=1, keepdims=True)
+    return x.reshape(len(x), -1)
+
+
+def pose_targets(joints_3d) -> np.ndarray:
+    """Probe targets: pelvis-relative ground-truth joints, flattened.
+
+    Args:
+        joints_3d: (T, 17, 3) world mm, Human3.6M joint order (joint 0 = pelvis).
+
+    Returns:
+        (T, 51) float64, ``joints_3d - joints_3d[:, :1]`` flattened (world frame, pelvis at 0).
+    """
+    j = _as_np(joints_3d, "joints_3d")
+    if j.ndim != 3 or j.shape[1:] != (N_JOINTS, 3):
+        raise ValueError(f"joints_3d: expected shape (T, {N_JOINTS}, 3), got {tuple(j.shape)}")
+    j = j.astype(np.float64)
+    return (j - j[:, ROOT_JOINT : ROOT_JOINT + 1]).reshape(len(j), -1)
+
+
+def _check_xy(x, y, name_x="x", name_y="y") -> tuple[np.ndarray, np.ndarray]:
+    x = _as_np(x, name_x).astype(np.float64)
+    y = _as_np(y, name_y).astype(np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"{name_x}: expected shape (T, F), got {tuple(x.shape)}; flatten features first")
+    if y.ndim != 2:
+        raise ValueError(f"{name_y}: expected shape (T, D), got {tuple(y.shape)}; flatten targets first")
+    if len(x) != len(y):
+        raise ValueError(f"{name_x} and {name_y} have different frame counts: {len(x)} vs {len(y)}")
+    if len(x) < 2:
+        raise ValueError(f"need at least 2 labelled frames to fit a probe, got {len(x)}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError(f"{name_x} or {name_y} contains NaN/inf: drop those frames first")
+    return x, y
+
+
+class _Standardizer:
+    """z-score with training statistics; constant columns keep scale 1 (no division by zero)."""
+
+    def __init__(self, a: np.ndarray):
+        self.mean = a.mean(axis=0)
+        std = a.std(axis=0)
+        self.std = np.where(std > 1e-8 * max(1.0, float(np.abs(a).max(initial=0.0))), std, 1.0)
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        return (a - self.mean) / self.std
+
+    def inverse(self, a: np.ndarray) -> np.ndarray:
+        return a * self.std + self.mean
+
+
+# ----------------------------------------------------------------------------------------------
+# probes
+
+
+class LinearProbe:
+    """Affine probe ``y = x W + b`` by closed-form ridge regression on z-scored inputs.
+
+    Args:
+        alpha: ridge penalty (on z-scored inputs, so it is unit-free); 0 = least squares (solved
+            with ``lstsq``, minimum-norm when rank deficient).
+
+    Example:
+        >>> x = np.random.default_rng(1).normal(size=(50, 3))
+        >>> LinearProbe(0.0).fit(x, 2 * x).predict(x[:2]).shape
+        (2, 3)
+    """
+
+    kind = "linear"
+
+    def __init__(self, alpha: float = 0.0):
+        if alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        self.alpha = float(alpha)
+        self.weight: np.ndarray | None = None  # (F, D) in original units
+        self.bias: np.ndarray | None = None  # (D,)
+
+    def fit(self, x, y) -> "LinearProbe":
+        """x: (T, F) features; y: (T, D) targets. Returns self."""
+        x, y = _check_xy(x, y)
+        sx = _Standardizer(x)
+        xs = sx(x)
+        ym = y.mean(axis=0)
+        yc = y - ym
+        if self.alpha == 0.0:
+            w, *_ = np.linalg.lstsq(xs, yc, rcond=None)
+        else:
+            f = xs.shape[1]
+            gram = xs.T @ xs + self.alpha * len(xs) * np.eye(f)
+            w = np.linalg.solve(gram, xs.T @ yc)
+        # fold the standardisation into the weights so predict() is one affine map
+        self.weight = w / sx.std[:, None]
+        self.bias = ym - (sx.mean / sx.std) @ w
+        return self
+
+    def predict(self, x) -> np.ndarray:
+        """x: (T, F) -> (T, D)."""
+        if self.weight is None:
+            raise RuntimeError("LinearProbe.predict called before fit()")
+        x = _as_np(x, "x").astype(np.float64)
+        if x.ndim != 2 or x.shape[1] != self.weight.shape[0]:
+            raise ValueError(f"x: expected shape (T, {self.weight.shape[0]}), got {tuple(x.shape)}")
+        return x @ self.weight + self.bias
+
+
+def _mlp(n_in: int, n_out: int, cfg: ProbeConfig) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = n_in
+    for _ in range(cfg.n_hidden_layers):
+        layers += [nn.Linear(width, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout)]
+        width = cfg.hidden
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+class MLPProbe:
+    """The paper's MLP probe (S.1.2): ``n_hidden_layers`` x (Linear(hidden), ReLU, Dropout) + Linear.
+
+    Trained with MSE (Eq. 17) on z-scored inputs and targets, Adam, mini-batches; keeps the weights
+    of the best validation epoch when early stopping is on.
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(64, 4))
+        >>> cfg = ProbeConfig(hidden=16, epochs=2)
+        >>> MLPProbe(cfg).fit(x, x ** 2).predict(x).shape
+        (64, 4)
+    """
+
+    kind = "mlp"
+
+    def __init__(self, cfg: ProbeConfig | None = None):
+        self.cfg = cfg or ProbeConfig()
+        self.net: nn.Sequential | None = None
+        self.history: list[dict] = []
+
+    def fit(self, x, y) -> "MLPProbe":
+        """x: (T, F) features; y: (T, D) targets. Returns self."""
+        with torch_threads(self.cfg.cpu_threads if self.cfg.device == "cpu" else 0):
+            return self._fit(x, y)
+
+    def _fit(self, x, y) -> "MLPProbe":
+        cfg = self.cfg
+        x, y = _check_xy(x, y)
+        gen = np.random.default_rng(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.sx, self.sy = _Standardizer(x), _Standardizer(y)
+
+        order = gen.permutation(len(x))
+        n_val = int(round(cfg.val_fraction * len(x)))
+        use_val = cfg.patience > 0 and n_val >= cfg.min_val_frames and len(x) - n_val >= 2
+        val_idx, tr_idx = (order[:n_val], order[n_val:]) if use_val else (order[:0], order)
+
+        dev = torch.device(cfg.device)
+        xt = torch.as_tensor(self.sx(x), dtype=torch.float32, device=dev)
+        yt = torch.as_tensor(self.sy(y), dtype=torch.float32, device=dev)
+        self.net = _mlp(x.shape[1], y.shape[1], cfg).to(dev)
+        opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+        best, best_state, bad, step = math.inf, None, 0, 0
+        bs = max(1, min(cfg.batch_size, len(tr_idx)))
+        bar = tqdm(range(cfg.epochs), desc="mlp probe", disable=not cfg.progress, leave=False)
+        for epoch in bar:
+            self.net.train()
+            perm = tr_idx[gen.permutation(len(tr_idx))]
+            total = 0.0
+            for i in range(0, len(perm), bs):
+                b = torch.as_tensor(perm[i : i + bs], device=dev)
+                loss = ((self.net(xt[b]) - yt[b]) ** 2).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(b)
+                step += 1
+                if cfg.max_iters is not None and step >= cfg.max_iters:
+                    break
+            rec = {"epoch": epoch, "train_mse": total / len(perm)}
+            if use_val:
+                self.net.eval()
+                with torch.no_grad():
+                    vb = torch.as_tensor(val_idx, device=dev)
+                    val = float(((self.net(xt[vb]) - yt[vb]) ** 2).mean())
+                rec["val_mse"] = val
+                if val < best - 1e-6:
+                    best, bad = val, 0
+                    best_state = copy.deepcopy(self.net.state_dict())
+                else:
+                    bad += 1
+            self.history.append(rec)
+            bar.set_postfix({k: round(v, 4) for k, v in rec.items() if k != "epoch"})
+            if (use_val and bad >= cfg.patience) or (cfg.max_iters is not None and step >= cfg.max_iters):
+                break
+        if best_state is not None:
+            self.net.load_state_dict(best_state)
+        self.net.eval()
+        return self
+
+    def predict(self, x) -> np.ndarray:
+        """x: (T, F) -> (T, D) in the targets' units."""
+        if self.net is None:
+            raise RuntimeError("MLPProbe.predict called before fit()")
+        x = _as_np(x, "x").astype(np.float64)
+        n_in = self.net[0].in_features
+        if x.ndim != 2 or x.shape[1] != n_in:
+            raise ValueError(f"x: expected shape (T, {n_in}), got {tuple(x.shape)}")
+        dev = next(self.net.parameters()).device
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), 4096):
+                xb = torch.as_tensor(self.sx(x[i : i + 4096]), dtype=torch.float32, device=dev)
+                out.append(self.net(xb).cpu().numpy().astype(np.float64))
+        y = np.concatenate(out) if out else np.zeros((0, self.net[-1].out_features))
+        return self.sy.inverse(y)
+
+
+def select_ridge(x, y, alphas=(1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0), val_fraction: float = 0.1,
+                 seed: int = 0) -> LinearProbe:
+    """A :class:`LinearProbe` whose ``alpha`` minimises the MSE on a held-out ``val_fraction`` of the
+    frames (at least 2 of them), refitted on all frames. Falls back to the smallest alpha when there
+    are too few frames to hold any out.
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(100, 5))
+        >>> select_ridge(x, x @ np.ones((5, 2))).alpha
+        1e-06
+    """
+    x, y = _check_xy(x, y)
+    alphas = sorted(float(a) for a in alphas)
+    n_val = max(2, int(round(val_fraction * len(x))))
+    if len(x) - n_val < 2:
+        return LinearProbe(alphas[0]).fit(x, y)
+    order = np.random.default_rng(seed).permutation(len(x))
+    va, tr = order[:n_val], order[n_val:]
+    errs = [((LinearProbe(a).fit(x[tr], y[tr]).predict(x[va]) - y[va]) ** 2).mean() for a in alphas]
+    return LinearProbe(alphas[int(np.argmin(errs))]).fit(x, y)
+
+
+def fit_probe(x, y, cfg: ProbeConfig | None = None, kind: str | None = None):
+    """Fit a probe of ``kind`` (default ``cfg.kind``): x (T, F) features -> y (T, D) targets."""
+    cfg = cfg or ProbeConfig()
+    kind = kind or cfg.kind
+    if kind == "linear":
+        if cfg.alpha is not None:
+            return LinearProbe(cfg.alpha).fit(x, y)
+        return select_ridge(x, y, cfg.alpha_grid, cfg.val_fraction, cfg.seed)
+    if kind == "mlp":
+        return MLPProbe(cfg).fit(x, y)
+    raise ValueError(f"unknown probe kind {kind!r}: expected 'linear' or 'mlp'")
+
+
+# ----------------------------------------------------------------------------------------------
+# metrics
+
+
+def pose_errors(pred, gt) -> dict[str, float]:
+    """MPJPE, N-MPJPE and P-MPJPE (mm) from :mod:`kp3d.metrics`.
+
+    Args:
+        pred: (T, 17, 3) or (T, 51) predicted pelvis-relative joints.
+        gt: same shape, ground truth.
+    """
+    from kp3d import metrics  # the lead's module; imported here so probes import without it
+
+    p = _as_np(pred, "pred").astype(np.float64).reshape(len(pred), -1, 3)
+    g = _as_np(gt, "gt").astype(np.float64).reshape(len(gt), -1, 3)
+    if p.shape != g.shape:
+        raise ValueError(f"pred {p.shape} and gt {g.shape} differ")
+    return {
+        "mpjpe": float(metrics.mpjpe(p, g)),
+        "n_mpjpe": float(metrics.n_mpjpe(p, g)),
+        "p_mpjpe": float(metrics.p_mpjpe(p, g)),
+    }
+
+
+def evaluate_probe(probe, x, y) -> dict[str, float]:
+    """Errors of ``probe`` on features x (T, F) against flattened pelvis-relative targets y (T, 51)."""
+    return pose_errors(probe.predict(x), y)
+
+
+# ----------------------------------------------------------------------------------------------
+# label-fraction sweep
+
+
+def subset_indices(n: int, fraction: float, seed: int = 0, min_frames: int = 2) -> np.ndarray:
+    """A seeded random subset of ``round(fraction * n)`` frame indices (at least ``min_frames``), sorted.
+
+    Example:
+        >>> subset_indices(100, 0.05).shape
+        (5,)
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    k = min(n, max(min_frames, int(round(fraction * n))))
+    return np.sort(np.random.default_rng(seed).permutation(n)[:k])
+
+
+def label_fraction_sweep(
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    fractions=DEFAULT_FRACTIONS,
+    kinds=("linear", "mlp"),
+    cfg: ProbeConfig | None = None,
+    name: str = "keypoints",
+    progress: bool = True,
+) -> list[dict]:
+    """Train each probe kind on each fraction of the labelled training frames; evaluate on test.
+
+    Args:
+        x_train: (T_train, F) features; y_train: (T_train, 51) pelvis-relative joints.
+        x_test: (T_test, F); y_test: (T_test, 51).
+        fractions: fractions in (0, 1] of the labelled training frames (seeded random subsets).
+        kinds: probe kinds, "linear" and/or "mlp".
+        name: the feature set's name, copied into each row.
+
+    Returns:
+        one row per (kind, fraction): dict(features, probe, fraction, n_train, mpjpe, n_mpjpe, p_mpjpe).
+    """
+    cfg = cfg or ProbeConfig()
+    x_train, y_train = _check_xy(x_train, y_train, "x_train", "y_train")
+    x_test, y_test = _check_xy(x_test, y_test, "x_test", "y_test")
+    if x_train.shape[1] != x_test.shape[1]:
+        raise ValueError(f"x_train has {x_train.shape[1]} features but x_test {x_test.shape[1]}")
+    rows = []
+    jobs = [(k, f) for k in kinds for f in fractions]
+    for kind, frac in tqdm(jobs, desc=f"probes[{name}]", disable=not progress, leave=False):
+        idx = subset_indices(len(x_train), frac, seed=cfg.seed)
+        probe = fit_probe(x_train[idx], y_train[idx], cfg, kind=kind)
+        rows.append(
+            {"features": name, "probe": kind, "fraction": float(frac), "n_train": int(len(idx)),
+             **evaluate_probe(probe, x_test, y_test)}
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# 2D evaluation (Table 3)
+
+
+def probe_2d(
+    kp2d_train,
+    joints2d_train,
+    kp2d_test,
+    joints2d_test,
+    image_size: tuple[int, int],
+    alpha: float = 0.0,
+) -> dict[str, float]:
+    """Table 3: linear regression from an image's N 2D keypoints to its 17 2D joints.
+
+    Every (frame, view) image is one sample; one linear map is shared by all views, as the paper
+    regresses "a linear model from 2D keypoints to the 2D pose labels".
+
+    Error (``pct_mse``): the mean over joints and images of the Euclidean distance between
+    predicted and true joint, with u divided by the image width and v by the image height, in
+    percent -- "% of image size". The paper does not spell the normalisation out; this follows the
+    common practice of the compared 2D methods (error normalised by image size). ``pct_mse_sq`` is
+    the mean squared normalised error in percent, for readers who take "MSE" literally.
+
+    Args:
+        kp2d_train: (T, V, N, 2) pixels, full-image keypoints (export key ``kp2d``).
+        joints2d_train: (T, V, 17, 2) pixels (export key ``gt_joints_2d``).
+        kp2d_test, joints2d_test: same for the test frames.
+        image_size: (H, W) pixels.
+        alpha: ridge penalty of the linear map.
+
+    Returns:
+        dict(pct_mse, pct_mse_sq, n_train, n_test).
+    """
+    arrays = {}
+    for nm, a, j in (("kp2d_train", kp2d_train, None), ("joints2d_train", joints2d_train, 17),
+                     ("kp2d_test", kp2d_test, None), ("joints2d_test", joints2d_test, 17)):
+        a = _as_np(a, nm).astype(np.float64)
+        if a.ndim != 4 or a.shape[-1] != 2 or (j is not None and a.shape[2] != j):
+            want = f"(T, V, {j}, 2)" if j else "(T, V, N, 2)"
+            raise ValueError(f"{nm}: expected shape {want}, got {tuple(a.shape)}")
+        arrays[nm] = a.reshape(-1, a.shape[2] * 2)
+    h, w = image_size
+    probe = LinearProbe(alpha).fit(arrays["kp2d_train"], arrays["joints2d_train"])
+    pred = probe.predict(arrays["kp2d_test"]).reshape(-1, 17, 2)
+    gt = arrays["joints2d_test"].reshape(-1, 17, 2)
+    d = (pred - gt) / np.array([w, h], dtype=np.float64)
+    dist = np.linalg.norm(d, axis=-1)
+    return {
+        "pct_mse": float(100.0 * dist.mean()),
+        "pct_mse_sq": float(100.0 * (dist ** 2).mean()),
+        "n_train": int(len(arrays["kp2d_train"])),
+        "n_test": int(len(gt)),
+    }

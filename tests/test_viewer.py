@@ -1,0 +1,159 @@
+"""Tests of kp3d.viz.viewer.KeypointViewer: update(), the widget, the self-contained HTML export."""
+import re
+
+import numpy as np
+import pytest
+
+from kp3d.viz.viewer import KeypointViewer, image_to_data_uri, skeleton_lines
+
+
+def _export(T=5, V=3, N=6, seed=0, gt=True):
+    rng = np.random.default_rng(seed)
+    ex = {
+        "kp3d": rng.normal(size=(T, N, 3)) * 100 + [0, 0, 900],
+        "kp2d": rng.uniform(0, 64, size=(T, V, N, 2)),
+        "kp2d_reproj": rng.uniform(0, 64, size=(T, V, N, 2)),
+        "masks": (rng.uniform(size=(T, V, 1, 32, 32)) * 255).astype(np.uint8),
+        "K": np.broadcast_to(np.array([[80.0, 0, 31.5], [0, 80.0, 31.5], [0, 0, 1]]), (T, V, 3, 3)),
+        "subject": np.array(["S9"] * T), "split": np.array(["test"] * T), "frame": np.arange(T) * 10,
+    }
+    if gt:
+        ex["gt_joints_3d"] = rng.normal(size=(T, 17, 3)) * 100 + [0, 0, 900]
+        ex["gt_joints_2d"] = rng.uniform(0, 64, size=(T, V, 17, 2))
+    return ex
+
+
+# ---------------------------------------------------------------- update()
+def test_update_builds_3d_and_image_panels():
+    ex = _export()
+    viewer = KeypointViewer(ex, probe=lambda kp: np.zeros((len(kp), 17, 3)))
+    assert viewer.image_size == (64, 64)  # from K (no images, no config_json)
+    fig = viewer.update(frame=3, view=2)
+    assert fig is viewer.figure and (viewer.frame, viewer.view) == (3, 2)
+    types = [tr.type for tr in fig.data]
+    assert types == ["scatter3d"] * 3 + ["image", "scatter", "scatter", "scatter"]
+    kp, probed, gt, img, k2, kr, gt2 = fig.data
+    np.testing.assert_allclose(np.c_[kp.x, kp.y, kp.z], ex["kp3d"][3])
+    np.testing.assert_allclose(np.c_[k2.x, k2.y], ex["kp2d"][3, 2])
+    np.testing.assert_allclose(np.c_[kr.x, kr.y], ex["kp2d_reproj"][3, 2])
+    assert len(gt.x) == 16 * 3  # 16 bones, None-separated
+    assert gt.x[0] == pytest.approx(ex["gt_joints_3d"][3, 0, 0])
+    # the probe predicts pelvis-relative joints, drawn at the GT pelvis
+    np.testing.assert_allclose([probed.x[0], probed.y[0], probed.z[0]], ex["gt_joints_3d"][3, 0])
+    assert img.source.startswith("data:image/png;base64,")
+    assert img.dx == pytest.approx(2.0) and img.x0 == pytest.approx(0.5)  # 32 px mask on a 64 px image
+    assert "view 2" in fig.layout.title.text and "S9" in fig.layout.title.text
+    # another frame changes the data
+    fig2 = viewer.update(0, 0)
+    assert not np.allclose(np.asarray(fig2.data[0].x), np.asarray(kp.x))
+
+
+def test_update_with_images_array_and_without_labels():
+    ex = _export(gt=False)
+    images = np.random.default_rng(1).uniform(size=(5, 3, 3, 48, 40)).astype(np.float32)
+    viewer = KeypointViewer(ex, images=images)
+    assert viewer.image_size == (48, 40)
+    fig = viewer.update(1, 1)
+    assert fig.data[2].visible == "legendonly" and len(fig.data[2].x) == 0  # no GT skeleton
+    assert fig.data[1].visible == "legendonly"  # no probe
+    calls = []
+    viewer = KeypointViewer(ex, images=lambda f, v: calls.append((f, v)) or np.zeros((64, 64, 3)))
+    viewer.update(4, 2)
+    assert calls == [(4, 2)]
+
+
+def test_fitted_probe_is_applied():
+    from kp3d.probes import LinearProbe, keypoint_features, pose_targets
+
+    ex = _export(T=30, N=20)
+    probe = LinearProbe(1e-3).fit(keypoint_features(ex["kp3d"]), pose_targets(ex["gt_joints_3d"]))
+    viewer = KeypointViewer(ex, probe=probe)
+    assert viewer.probed.shape == (30, 17, 3)
+    np.testing.assert_allclose(viewer.probed[:, 0], ex["gt_joints_3d"][:, 0], atol=1e-6)
+
+
+# ---------------------------------------------------------------- bad input
+def test_bad_input():
+    ex = _export()
+    with pytest.raises(KeyError, match="kp3d"):
+        KeypointViewer({k: v for k, v in ex.items() if k != "kp3d"})
+    with pytest.raises(ValueError, match="kp2d"):
+        KeypointViewer(dict(ex, kp2d=ex["kp2d"][0]))
+    viewer = KeypointViewer(ex)
+    with pytest.raises(IndexError, match="frame 5 out of range"):
+        viewer.update(5, 0)
+    with pytest.raises(IndexError, match="view 3 out of range"):
+        viewer.update(0, 3)
+    with pytest.raises(ValueError, match="joints"):
+        skeleton_lines(np.zeros((17,)))
+
+
+# ---------------------------------------------------------------- widget and HTML export
+def test_widget_sliders_drive_update():
+    import ipywidgets
+    viewer = KeypointViewer(_export())
+    box = viewer.widget()
+    sliders = box.children[0].children
+    assert [s.description for s in sliders] == ["frame", "view"]
+    assert (sliders[0].max, sliders[1].max) == (4, 2)
+    sliders[0].value = 3
+    sliders[1].value = 1
+    assert (viewer.frame, viewer.view) == (3, 1)
+    assert isinstance(box, ipywidgets.VBox)
+
+
+def test_html_export_is_self_contained(tmp_path):
+    viewer = KeypointViewer(_export(), probe=lambda kp: np.zeros((len(kp), 17, 3)))
+    path = viewer.to_html(tmp_path / "viewer.html", frames=[0, 2, 4], view=1)
+    html = path.read_text()
+    assert path.stat().st_size > 1_000_000  # plotly.js (~4 MB) is inlined
+    assert "plotly.js v" in html or "Plotly" in html
+    assert not re.search(r"<script[^>]+src=[\"']?https?:", html)  # no external scripts
+    assert html.count('"name":"0"') + html.count('"name": "0"') >= 1  # animation frames by name
+    for f in ("2", "4"):
+        assert f'"label":"{f}"' in html or f'"label": "{f}"' in html  # slider steps
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        viewer.to_html(path)
+    viewer.to_html(path, frames=[1], overwrite=True)
+    fig = viewer.animation_figure(frames=[0, 1, 2], view=0)
+    assert len(fig.frames) == 3 and all(len(fr.data) == 7 for fr in fig.frames)
+    png = viewer.multiview_png(tmp_path / "views.png", frame=2)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_image_to_data_uri_roundtrip():
+    import base64
+    import io
+
+    from PIL import Image
+
+    img = np.zeros((4, 5, 3), np.float32)
+    img[1, 2] = [1.0, 0.5, 0.0]
+    uri = image_to_data_uri(img)
+    back = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+    assert back.shape == (4, 5, 3) and tuple(back[1, 2]) == (255, 128, 0)
+
+
+def test_images_from_the_data_sets_the_export_came_from(tmp_path):
+    """Export rows are matched to data set samples by (subject, frame), views by the config's selection."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fakes import FakeMultiView
+
+    tr, te = FakeMultiView(n=3, size=32, seed=0), FakeMultiView(n=4, size=32, seed=1)
+    ex = _export(T=4, V=2)
+    ex.update(split=np.array(["train", "test", "test", "train"]), subject=np.array(["S1"] * 4),
+              frame=np.array([2, 3, 0, 1]), config_json=np.asarray(json.dumps({"views": [1, 3], "image_size": 32})))
+    viewer = KeypointViewer(ex, images={"train": tr, "test": te})
+    assert viewer.image_size == (32, 32)
+    np.testing.assert_allclose(viewer._image(1, 1), te[3]["images"][3].permute(1, 2, 0).numpy())
+    np.testing.assert_allclose(viewer._image(0, 0), tr[2]["images"][1].permute(1, 2, 0).numpy())
+    viewer.update(3, 1)
+    bad = dict(ex, frame=np.array([9, 3, 0, 1]))
+    with pytest.raises(KeyError, match="not in the 'train' data set"):
+        KeypointViewer(bad, images={"train": tr, "test": te}).update(0, 0)
+    with pytest.raises(KeyError, match="no data set for split 'test'"):
+        KeypointViewer(ex, images={"train": tr}).update(1, 0)
