@@ -1,0 +1,245 @@
+"""The one training configuration of the unsupervised keypoint model, and its profiles.
+
+:class:`Config` holds every knob of the model, the losses and the training loop. Its defaults are the
+paper's values (Honari et al., Sec. 3.3 and S.1; profile ``paper-h36m``). Where the paper is silent
+the field's comment says so and what was chosen. The other profiles change sizes, resolution, batch,
+iterations and loss weights, plus the few stabilising choices that a small CPU model needs (SPEC
+section 8, "second attempt"); each such field documents why it exists.
+
+Units used by the fields:
+- ``image_size`` / ``patch_size``: pixels (square views and patches);
+- ``sigma``: the Gaussian's standard deviation in normalised [-1, 1] patch units, i.e.
+  ``sigma * P / 2`` pixels (the paper's 0.02 is 1.28 px at P = 128; the CPU recipe's 0.1 is 3.2 px
+  at P = 64), the convention of ``kp3d.geometry.gaussian_heatmaps``;
+- boxes: ``(s_x, s_y, u_x, u_y)`` in normalised [-1, 1] image units (see ``kp3d.geometry``).
+
+Example:
+    >>> from kp3d.config import get_config
+    >>> cfg = get_config("smoke", max_iters=5)
+    >>> cfg.max_iters, cfg.profile
+    (5, 'smoke')
+    >>> Config.from_dict(cfg.to_dict()) == cfg
+    True
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+from kp3d.profiles import check_profile
+
+MASK_TARGETS = ("predicted", "gt", "img-bg")
+BACKBONES = ("tiny", "resnet18", "resnet34", "resnet50")
+LOSS_REDUCTIONS = ("mean", "sum")
+
+
+@dataclass
+class Config:
+    """Everything that defines a training run. Defaults = the paper (H36M) unless a comment says otherwise."""
+
+    # --- run ---------------------------------------------------------------------------------
+    profile: str = "paper-h36m"
+    data: str = "synthetic"  # "synthetic" | "h36m:/path" | "3dhp:/path" (read by data_utils.datasets)
+    seed: int = 0
+
+    # --- sizes (paper S.1.1) -----------------------------------------------------------------
+    n_keypoints: int = 32  # N; 48 for 3DHP
+    views: tuple = (0, 1, 2, 3)  # indices into each sample's V axis; the paper uses 4 views (Table 5: 2/3/4)
+    image_size: int = 500  # input views are image_size x image_size
+    patch_size: int = 128  # crop resolution P; must be a multiple of 8 (the decoders start at P/8)
+    detector: str = "resnet18"  # detector S backbone, on the image downsampled by detector_downsample
+    detector_downsample: int = 4
+    encoder: str = "resnet50"  # encoder E backbone ("tiny" is a 4-layer CNN for tests)
+    latent_dim: int = 729  # size of Xi: 729 on H36M, 1029 on 3DHP (S.1.1); pooled features -> linear
+    decoder_channels: tuple = (256, 128, 64, 32)  # Table S1: 256x(P/8)^2 -> 128 -> 64 -> 32 channels
+    decoder_convs_per_block: int = 3  # Table S1: three conv3x3+ReLU per upsampling block
+    decoder_dropout: float = 0.1  # paper: "linear with dropout", rate unstated; chosen 0.1
+
+    # --- keypoints and masks --------------------------------------------------------------------
+    sigma: float = 0.02  # Gaussian std of the mask decoder and coverage, [-1, 1] patch units
+    softmax_temperature: float = 1.0  # soft-argmax over C_n / T; the paper uses a plain softmax (T=1)
+    mask_decoder_last_init_std: float = 0.0  # 0 = PyTorch default init (paper silent). >0: the last
+    #   conv of the mask decoder starts with N(0, std) weights and zero bias, so the decoder starts
+    #   near an empty mask instead of a strong positive response (SPEC section 8, failure mode 3).
+    box_init_scale: float = 0.75  # detector's initial box: centred, s_x = s_y = this (paper silent;
+    #   a spatial transformer usually starts at identity; 0.75 keeps the person inside with margin)
+    box_min_scale: float = 0.1  # s is squashed into [box_min_scale, 1] so the box never degenerates
+
+    mask_init_bias: float = 0.0  # initial bias of the image decoder's mask logit (0: M_p starts at
+    #   about 0.5; paper silent). > 0 starts with the decoded patch shown, so the decoder gets gradient.
+
+    # --- losses (Eq. 10-15) --------------------------------------------------------------------
+    use_perceptual_loss: bool = True  # beta term of Eq. 10
+    use_mask_loss: bool = True  # Eq. 11
+    use_coverage_loss: bool = True  # Eq. 13
+    use_centering_loss: bool = True  # Eq. 14
+    reconstruction_only: bool = False  # Table 4 row 1: train only Eq. 10 (keypoint path untrained)
+    w_patch: float = 0.0  # NOT in the paper: weight of an auxiliary ||p - D_p||^2 on the decoded patch.
+    #   Without it the blend mask M can fall to 0 before the decoder has learnt anything (the median
+    #   background already explains most pixels); then D_p gets no gradient and M stays 0 (SPEC
+    #   section 8, failure mode 4, seen on the synthetic data in the first 250 steps). With it the
+    #   decoder keeps learning the patch and M opens where D_p explains the image better than B.
+    w_perceptual: float = 2.0  # beta
+    w_mask: float = 0.5  # gamma (5.0 on 3DHP)
+    w_coverage: float = 0.01  # delta
+    w_centering: float = 1.0  # eta
+    mask_target: str = "predicted"  # Table 6: "predicted" (M_p, the paper's default), "gt", "img-bg"
+    detach_mask_target: bool = True  # paper silent. True: Eq. 11/13 do not push the image decoder's
+    #   mask M_p towards the keypoints' mask; M_p is learnt from reconstruction alone (SPEC section 8,
+    #   failure mode 4: the mask shrinks when keypoint losses reach it).
+    centering_box_only: bool = False  # True: Eq. 14 moves only the box (keypoints detached). The
+    #   paper lets it reach both; the CPU recipe needed box-only because an L1 term on the keypoints
+    #   gives a constant-size gradient that drowns weak signals (SPEC section 8).
+    keypoint_box_grad: bool = True  # False: the keypoint path uses the box detached (K_p of Eq. 6 and
+    #   the un-cropping of keypoints), so Eq. 11/13 move the detector only through the crop's pixels
+    #   (the shared encoder), not through the geometry; the box learns from reconstruction and centering. The paper back-propagates everywhere (True). SPEC section 8
+    #   saw the mask loss push the detector to larger boxes and the decoder's mask shrink.
+    loss_reduction: str = "mean"  # norms of Eq. 10/11 averaged ("mean") or summed ("sum") over pixels
+    #   (then averaged over the batch). The paper does not say; with "mean" delta = 0.01 and eta = 1
+    #   balance reconstruction as in SPEC section 8 (summing changes the balance by 10^3-10^5).
+    perceptual_weights: str = ""  # path to ImageNet ResNet18 weights; "" = torchvision's hub cache
+    perceptual_fallback: str = "random"  # no weights file: "random" = a fixed ResNet18 initialised
+    #   with seed 0 (random features still measure structure), or "off" = drop the term. Logged loudly.
+
+    # --- optimisation (S.1.3) ------------------------------------------------------------------
+    max_iters: int = 200_000
+    batch_size: int = 32  # samples (each with len(views) views) per step, over ALL processes
+    lr: float = 1e-4
+    lr_detector: float = 2e-5
+    lr_image_decoder: float = 2e-5
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0  # 0 = off (paper silent)
+    warmup_iters: int = 0  # reconstruction-only steps before the keypoint losses start (paper: none)
+    keypoint_ramp_iters: int = 0  # then ramp the keypoint-loss weights linearly over this many steps
+
+    # --- speed ---------------------------------------------------------------------------------
+    amp: str = "bf16"  # "bf16" autocast or "none"; see bench/train_throughput.py for when it pays
+    channels_last: bool = True
+    num_workers: int = 4
+
+    # --- logging and checkpoints ---------------------------------------------------------------
+    log_every: int = 50
+    ckpt_every: int = 5000
+    keep_checkpoints: int = 0  # 0 = keep every step_XXXXXXX.pt (notebook 04 shows their progress)
+
+    def __post_init__(self) -> None:
+        self.views = tuple(int(v) for v in self.views)
+        self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
+        self.validate()
+
+    def validate(self) -> "Config":
+        """Raise a ValueError naming the bad field and the fix; return self."""
+        check_profile(self.profile)
+        if self.patch_size % 8 or self.patch_size < 8:
+            raise ValueError(f"patch_size={self.patch_size}: must be a positive multiple of 8 (decoders start at P/8)")
+        for name in ("encoder", "detector"):
+            if getattr(self, name) not in BACKBONES:
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {BACKBONES}")
+        if self.mask_target not in MASK_TARGETS:
+            raise ValueError(f"mask_target={self.mask_target!r}: expected one of {MASK_TARGETS}")
+        if self.loss_reduction not in LOSS_REDUCTIONS:
+            raise ValueError(f"loss_reduction={self.loss_reduction!r}: expected one of {LOSS_REDUCTIONS}")
+        if self.amp not in ("bf16", "none"):
+            raise ValueError(f"amp={self.amp!r}: expected 'bf16' or 'none'")
+        if self.perceptual_fallback not in ("random", "off"):
+            raise ValueError(f"perceptual_fallback={self.perceptual_fallback!r}: expected 'random' or 'off'")
+        if len(self.views) < 2 and not self.reconstruction_only:
+            raise ValueError(f"views={self.views}: triangulation needs at least 2 views")
+        if len(self.decoder_channels) != 4:
+            raise ValueError(f"decoder_channels={self.decoder_channels}: expected 4 widths (P/8, P/4, P/2, P)")
+        if self.n_keypoints < 1 or self.batch_size < 1 or self.max_iters < 0:
+            raise ValueError("n_keypoints and batch_size must be >= 1 and max_iters >= 0")
+        return self
+
+    # --- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        """Inverse of :meth:`to_dict`; unknown keys raise (a typo must not pass silently)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown Config fields {sorted(unknown)}; known fields: {sorted(known)}")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def replace(self, **overrides: Any) -> "Config":
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **overrides)
+
+
+# Each profile lists only what differs from the paper defaults above.
+_PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
+    "paper-h36m": {},
+    "paper-3dhp": dict(n_keypoints=48, latent_dim=1029, w_mask=5.0),
+    # SPEC section 8 "second attempt" recipe (it learned on 2 CPU cores) plus w_patch, a detached box
+    # in the keypoint path and a ramp (see their fields). Sizes for ~12 min of training on 2 cores:
+    # bench/train_throughput.py measured 3.7 it/s for the full path (bf16, channels_last, 2 threads).
+    "cpu-demo": dict(
+        image_size=128, patch_size=64, n_keypoints=16, batch_size=4,
+        encoder="resnet18", detector="tiny", latent_dim=256, decoder_channels=(64, 32, 16, 16),
+        decoder_convs_per_block=2, max_iters=3000, warmup_iters=1000,
+        lr=1e-3, lr_detector=3e-4, lr_image_decoder=5e-4,
+        w_mask=1.0, centering_box_only=True, sigma=0.1, softmax_temperature=1.5,
+        mask_decoder_last_init_std=1e-3, use_perceptual_loss=False,
+        w_patch=0.5, keypoint_box_grad=False, keypoint_ramp_iters=500,
+        num_workers=0, log_every=50, ckpt_every=500,
+    ),
+    # Tests and CI: a few iterations in seconds.
+    "smoke": dict(
+        image_size=64, patch_size=32, n_keypoints=8, batch_size=2,
+        encoder="tiny", detector="tiny", latent_dim=32, decoder_channels=(32, 16, 8, 8),
+        decoder_convs_per_block=1, max_iters=12, warmup_iters=4,
+        lr=1e-3, lr_detector=3e-4, lr_image_decoder=5e-4,
+        w_mask=1.0, centering_box_only=True, sigma=0.1, softmax_temperature=1.5,
+        mask_decoder_last_init_std=1e-3, use_perceptual_loss=False,
+        num_workers=0, log_every=4, ckpt_every=6,
+    ),
+}
+
+
+def get_config(profile: str, **overrides: Any) -> Config:
+    """The :class:`Config` of a profile, with ``overrides`` applied (unknown names raise).
+
+    Example:
+        >>> get_config("paper-3dhp").n_keypoints
+        48
+    """
+    check_profile(profile)
+    values = dict(_PROFILE_OVERRIDES[profile], profile=profile)
+    known = {f.name for f in fields(Config)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown Config fields {sorted(unknown)}; known fields: {sorted(known)}")
+    values.update(overrides)
+    return Config(**values)
+
+
+def parse_override(cfg_cls_field: str, text: str) -> Any:
+    """Parse ``text`` (from ``--set key=value``) into the type of the Config field ``cfg_cls_field``."""
+    f = {f.name: f for f in fields(Config)}.get(cfg_cls_field)
+    if f is None:
+        raise ValueError(f"--set {cfg_cls_field}=...: no such Config field; known: {sorted(x.name for x in fields(Config))}")
+    default = f.default
+    if isinstance(default, bool):
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"--set {cfg_cls_field}={text}: expected true/false")
+    if isinstance(default, int):
+        return int(float(text)) if "e" in text.lower() else int(text)
+    if isinstance(default, float):
+        return float(text)
+    if isinstance(default, tuple):
+        parts = [p for p in text.replace("(", "").replace(")", "").split(",") if p.strip()]
+        return tuple(int(p) for p in parts)
+    return text

@@ -1,0 +1,109 @@
+"""Run a trained model over a data set and save its predictions to one ``.npz`` (docs/architecture.md).
+
+Arrays (T frames over the requested splits, V views, N keypoints):
+    boxes (T, V, 4), kp2d (T, V, N, 2), kp2d_reproj (T, V, N, 2) full-image pixels,
+    kp3d (T, N, 3) world mm, masks (T, V, 1, h, w) uint8 0-255 (full frame / mask_downsample),
+    latent (T, V, D), subject (T,) str, split (T,) str, frame (T,) int64, K/R/t (T, V, ...),
+    gt_joints_3d (T, 17, 3) and gt_joints_2d (T, V, 17, 2) when the data set has labels,
+    config_json (0-d str): the training config.
+The model runs in float32 and eval mode (no dropout), so an export is deterministic.
+
+Example:
+    >>> from kp3d.export import export, load_export
+    >>> path = export("runs/cpu-demo-20250101-120000", "outputs/export.npz")   # doctest: +SKIP
+    >>> load_export(path)["kp3d"].shape                                         # doctest: +SKIP
+    (2400, 16, 3)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from kp3d.checkpoint import load_model
+from kp3d.train import make_dataset, select_views, to_device
+
+
+@torch.no_grad()
+def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"), max_frames: int | None = None,
+           batch_size: int = 16, data: str | None = None, profile: str | None = None, overwrite: bool = False,
+           device: str | None = None, mask_downsample: int = 1, datasets: dict | None = None,
+           progress: bool = True) -> Path:
+    """Write the export file of a checkpoint (file or run dir) and return its path.
+
+    Args:
+        checkpoint: a ``.pt`` checkpoint or a run dir (its ``checkpoints/last.pt``).
+        out_path: the ``.npz`` to write; an existing file raises unless ``overwrite=True``.
+        splits: data set splits to run over, concatenated in this order.
+        max_frames: per split, at most this many frames, evenly spaced over the split.
+        data, profile: override the checkpoint config's data set (e.g. the same model on other data).
+        mask_downsample: store masks at (H / k, W / k) to keep the file small.
+        datasets: {split: data set} to use instead of building them (tests, custom data).
+    """
+    out_path = Path(out_path)
+    if out_path.suffix != ".npz":
+        raise ValueError(f"out_path={out_path}: the export is a .npz file")
+    if out_path.exists() and not overwrite:
+        raise FileExistsError(f"{out_path} exists; pass overwrite=True to replace it or choose another path")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, cfg = load_model(checkpoint, map_location=dev)
+    data_cfg = cfg.replace(**{k: v for k, v in (("data", data), ("profile", profile)) if v is not None})
+    from tqdm.auto import tqdm
+
+    cols: dict[str, list] = {k: [] for k in ("boxes", "kp2d", "kp2d_reproj", "kp3d", "masks", "latent", "K", "R", "t",
+                                             "gt_joints_3d", "gt_joints_2d", "subject", "split", "frame")}
+    has_gt = True
+    for split in splits:
+        ds = datasets[split] if datasets is not None else make_dataset(data_cfg, split)
+        idx = np.arange(len(ds))
+        if max_frames is not None and len(idx) > max_frames:
+            idx = np.unique(np.linspace(0, len(ds) - 1, max_frames).round().astype(int))
+        sub = torch.utils.data.Subset(ds, idx.tolist())
+        dl = torch.utils.data.DataLoader(sub, batch_size=batch_size, shuffle=False, num_workers=0)
+        for batch in tqdm(dl, desc=f"export {split}", disable=not progress):
+            batch = to_device(select_views(batch, cfg.views), dev)
+            out = model(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"], keypoints=True)
+            B, V = out["box"].shape[:2]
+            m = out["mask"].reshape(B * V, 1, *out["mask"].shape[-2:])
+            if mask_downsample > 1:
+                m = F.avg_pool2d(m, mask_downsample)
+            cols["masks"].append((m.clamp(0, 1) * 255).round().to(torch.uint8).reshape(B, V, 1, *m.shape[-2:]).cpu().numpy())
+            for k, src in (("boxes", "box"), ("kp2d", "kp2d"), ("kp2d_reproj", "kp2d_reproj"), ("kp3d", "kp3d"), ("latent", "latent")):
+                cols[k].append(out[src].float().cpu().numpy())
+            for k in ("K", "R", "t"):
+                cols[k].append(batch[k].float().cpu().numpy())
+            gt = batch.get("gt")
+            if isinstance(gt, dict) and "joints_3d" in gt and "joints_2d" in gt:
+                cols["gt_joints_3d"].append(gt["joints_3d"].float().cpu().numpy())
+                cols["gt_joints_2d"].append(gt["joints_2d"].float().cpu().numpy())
+            else:
+                has_gt = False
+        for i in idx:
+            info = ds.frame_info(int(i)) if hasattr(ds, "frame_info") else {}
+            cols["subject"].append(str(info.get("subject", "")))
+            cols["frame"].append(int(info.get("frame", i)))
+            cols["split"].append(split)
+    if not cols["kp3d"]:
+        raise ValueError(f"no frames to export from splits {splits}")
+    arrays = {k: np.concatenate(v).astype(np.float32 if k not in ("masks",) else np.uint8)
+              for k, v in cols.items() if k not in ("subject", "split", "frame", "gt_joints_3d", "gt_joints_2d")}
+    if has_gt and cols["gt_joints_3d"]:
+        arrays["gt_joints_3d"] = np.concatenate(cols["gt_joints_3d"]).astype(np.float32)
+        arrays["gt_joints_2d"] = np.concatenate(cols["gt_joints_2d"]).astype(np.float32)
+    arrays["subject"] = np.asarray(cols["subject"], dtype=str)
+    arrays["split"] = np.asarray(cols["split"], dtype=str)
+    arrays["frame"] = np.asarray(cols["frame"], dtype=np.int64)
+    arrays["config_json"] = np.asarray(cfg.to_json())
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(out_path)
+    return out_path
+
+
+def load_export(path: str | Path) -> dict[str, np.ndarray]:
+    """Read an export file into a dict of arrays (``config_json`` stays a 0-d str array)."""
+    with np.load(Path(path), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}

@@ -1,0 +1,196 @@
+"""Training losses of the unsupervised model (Eq. 10-15).
+
+L = L_reconst + gamma L_mask + delta L_coverage + eta L_centering, with
+- L_reconst (Eq. 10)  = ||I - I~||^2 + beta sum_l ||Res_l(I) - Res_l(I~)||^2 over full frames;
+- L_mask (Eq. 11)     = ||M~_p - M_p||^2, M~_p from the keypoints, M_p the target mask;
+- L_coverage (Eq. 13) = (1/N) sum_n |1 - <H_n / sum H_n, M_p>|, H_n a Gaussian at the reprojected x^_n;
+- L_centering (Eq.14) = |u - mean_n x^_n|_1, in normalised [-1, 1] image units.
+
+Normalisation (the paper does not state it, and it sets the balance of the weights): with
+``reduction="mean"`` the squared norms are averaged over pixels and channels, then over samples and
+views; ``"sum"`` sums over pixels/channels and averages over samples and views. Coverage and
+centering are already per-keypoint averages in [0, 1] and [0, 4].
+
+Example:
+    >>> import torch
+    >>> x = torch.tensor([[[15.5, 15.5]]])             # one keypoint at the patch centre
+    >>> m = torch.zeros(1, 1, 32, 32); m[..., 8:24, 8:24] = 1
+    >>> round(coverage_loss(x, m, sigma_px=1.6).item(), 4)
+    0.0
+"""
+from __future__ import annotations
+
+import torch
+
+from kp3d import geometry
+from kp3d.config import Config
+
+LOSS_NAMES = ("pixel", "patch", "perceptual", "mask", "coverage", "centering")
+
+
+def _reduce(sq: torch.Tensor, reduction: str) -> torch.Tensor:
+    """(B, ...) squared errors -> scalar: mean over everything, or sum per sample then mean."""
+    if reduction == "mean":
+        return sq.mean()
+    if reduction == "sum":
+        return sq.flatten(1).sum(1).mean()
+    raise ValueError(f"reduction={reduction!r}: expected 'mean' or 'sum'")
+
+
+def pixel_loss(images: torch.Tensor, recon: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """||I - I~||^2 (first term of Eq. 10).  images, recon: (B, 3, H, W)."""
+    if images.shape != recon.shape:
+        raise ValueError(f"pixel_loss: images {tuple(images.shape)} and recon {tuple(recon.shape)} differ")
+    return _reduce((images.float() - recon.float()) ** 2, reduction)
+
+
+def perceptual_loss(features, images: torch.Tensor, recon: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """sum_l ||Res_l(I) - Res_l(I~)||^2 (second term of Eq. 10, without beta).
+
+    Args:
+        features: a :class:`kp3d.perceptual.PerceptualFeatures` (frozen).
+        images, recon: (B, 3, H, W) in [0, 1]. The target's features carry no gradient.
+    """
+    with torch.no_grad():
+        ref = features(images)
+    rec = features(recon)
+    return sum(_reduce((a.float() - b.float()) ** 2, reduction) for a, b in zip(ref, rec))
+
+
+def mask_loss(mask_from_kp: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """||M~_p - M_p||^2 (Eq. 11).  mask_from_kp, target: (B, 1, P, P)."""
+    if mask_from_kp.shape != target.shape:
+        raise ValueError(f"mask_loss: mask_from_kp {tuple(mask_from_kp.shape)} and target {tuple(target.shape)} differ")
+    return _reduce((mask_from_kp.float() - target.float()) ** 2, reduction)
+
+
+def coverage_loss(x_hat: torch.Tensor, target: torch.Tensor, sigma_px: float) -> torch.Tensor:
+    """(1/N) sum_n |1 - <H_n / sum(H_n), M_p>| (Eq. 12-13), averaged over the batch.
+
+    Args:
+        x_hat: (B, N, 2) reprojected keypoints, patch pixels.
+        target: (B, 1, P, P) mask in [0, 1].
+        sigma_px: Gaussian std in patch pixels.
+    Returns:
+        scalar in [0, 1]; 0 when every Gaussian lies inside a mask of ones.
+    """
+    if x_hat.ndim != 3 or x_hat.shape[-1] != 2 or target.ndim != 4 or target.shape[:2] != (x_hat.shape[0], 1):
+        raise ValueError(f"coverage_loss: expected x_hat (B, N, 2) and target (B, 1, P, P), got {tuple(x_hat.shape)}, {tuple(target.shape)}")
+    H = geometry.gaussian_heatmaps(x_hat.float(), tuple(target.shape[-2:]), sigma_px)  # (B, N, P, P)
+    Hbar = H / H.flatten(2).sum(-1).clamp_min(1e-12)[..., None, None]
+    dot = (Hbar * target.float()).flatten(2).sum(-1)  # (B, N)
+    return (1.0 - dot).abs().mean()
+
+
+def centering_loss(box: torch.Tensor, x_img: torch.Tensor, image_size: tuple[int, int],
+                   box_only: bool = False) -> torch.Tensor:
+    """|u - (1/N) sum_n x^_n|_1 (Eq. 14) in normalised [-1, 1] image units, averaged over the batch.
+
+    The keypoints must be in FULL-IMAGE pixels: in patch pixels their mean would move with the box
+    and the loss could not pull the box towards the person.
+
+    Args:
+        box: (B, 4) (s_x, s_y, u_x, u_y).
+        x_img: (B, N, 2) reprojected keypoints in full-image pixels (``out["kp2d_reproj"]``).
+        image_size: (H, W).
+        box_only: detach the keypoints so that only the box centre moves (``Config.centering_box_only``).
+    """
+    if box.ndim != 2 or box.shape[-1] != 4 or x_img.ndim != 3 or x_img.shape[0] != box.shape[0]:
+        raise ValueError(f"centering_loss: expected box (B, 4) and x_img (B, N, 2), got {tuple(box.shape)}, {tuple(x_img.shape)}")
+    if box_only:
+        x_img = x_img.detach()
+    H, W = image_size
+    mean = x_img.float().mean(1)  # (B, 2) pixels
+    size = torch.tensor([W, H], dtype=mean.dtype, device=mean.device)
+    centre = (2 * mean + 1) / size - 1  # OpenCV pixel -> align_corners=False normalised
+    return (box[:, 2:].float() - centre).abs().sum(-1).mean()
+
+
+def mask_target(cfg: Config, out: dict, batch: dict) -> torch.Tensor:
+    """The target M_p of Eq. 11/13 per ``cfg.mask_target`` (Table 6), in the patch: (B*V, 1, P, P).
+
+    - "predicted": the image decoder's own mask M_p (detached when ``cfg.detach_mask_target``);
+    - "gt": the ground-truth mask ``batch["gt"]["masks"]`` cropped with the predicted box;
+    - "img-bg": |I - B| averaged over channels, divided by its per-image maximum, cropped.
+    """
+    P = cfg.patch_size
+    BV = out["box"].shape[0] * out["box"].shape[1]
+    box = out["box"].reshape(BV, 4)
+    if cfg.mask_target == "predicted":
+        m = out["patch_mask"].reshape(BV, 1, P, P)
+        return m.detach() if cfg.detach_mask_target else m
+    if cfg.mask_target == "gt":
+        if "gt" not in batch or "masks" not in batch["gt"]:
+            raise ValueError("mask_target='gt' needs batch['gt']['masks'] (B, V, 1, H, W); this data set has no GT masks")
+        full = batch["gt"]["masks"]
+    elif cfg.mask_target == "img-bg":
+        d = (batch["images"] - batch["backgrounds"]).abs().mean(2, keepdim=True)  # (B, V, 1, H, W)
+        full = d / d.flatten(2).amax(-1).clamp_min(1e-6)[..., None, None, None]
+    else:
+        raise ValueError(f"mask_target={cfg.mask_target!r}: expected one of predicted, gt, img-bg")
+    H, W = full.shape[-2:]
+    full = full.reshape(BV, 1, H, W).float()
+    b = box.detach() if cfg.detach_mask_target else box
+    return geometry.crop_patches(full, b, P)
+
+
+def keypoint_weight(cfg: Config, step: int) -> float:
+    """Scale of the keypoint losses at ``step``: 0 during the warm-up, then a linear ramp to 1."""
+    if cfg.reconstruction_only or step < cfg.warmup_iters:
+        return 0.0
+    if cfg.keypoint_ramp_iters <= 0:
+        return 1.0
+    return min(1.0, (step - cfg.warmup_iters + 1) / cfg.keypoint_ramp_iters)
+
+
+def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: int = 0) -> dict[str, torch.Tensor]:
+    """All terms of Eq. 15 for one batch, weighted per ``cfg``.
+
+    Args:
+        out: :meth:`KeypointModel.forward` output (keypoint keys needed when the keypoint losses are on).
+        batch: the batch dict (``images``, ``backgrounds``, and ``gt`` for mask_target="gt").
+        perceptual: the frozen features for Eq. 10, or None (term off).
+        step: the training step (warm-up and ramp of the keypoint losses).
+    Returns:
+        dict with unweighted terms ``pixel, patch, perceptual, mask, coverage, centering`` (0 when off),
+        ``kp_weight`` and the weighted sum ``total`` (the only one carrying the graph that matters).
+    """
+    images = batch["images"]
+    B, V, _, H, W = images.shape
+    BV, P = B * V, cfg.patch_size
+    red = cfg.loss_reduction
+    zero = images.new_zeros(())
+    I = images.reshape(BV, 3, H, W).float()
+    recon = out["recon"].reshape(BV, 3, H, W)
+    terms = {name: zero for name in LOSS_NAMES}
+    terms["pixel"] = pixel_loss(I, recon, red)
+    total = terms["pixel"]
+    if cfg.w_patch > 0:  # auxiliary, not in the paper: see Config.w_patch
+        P_ = out["patch"].reshape(BV, 3, P, P).detach()
+        terms["patch"] = pixel_loss(P_, out["patch_recon"].reshape(BV, 3, P, P), red)
+        total = total + cfg.w_patch * terms["patch"]
+    if cfg.use_perceptual_loss and perceptual is not None:
+        terms["perceptual"] = perceptual_loss(perceptual, I, recon, red)
+        total = total + cfg.w_perceptual * terms["perceptual"]
+
+    kw = keypoint_weight(cfg, step)
+    if kw > 0:
+        if "kp2d_reproj_patch" not in out:
+            raise ValueError("compute_losses: keypoint losses are on but the model ran with keypoints=False")
+        x_hat = out["kp2d_reproj_patch"].reshape(BV, -1, 2)
+        need_target = cfg.use_mask_loss or cfg.use_coverage_loss
+        target = mask_target(cfg, out, batch) if need_target else None
+        sigma_px = cfg.sigma * P / 2
+        if cfg.use_mask_loss:
+            terms["mask"] = mask_loss(out["mask_from_kp"].reshape(BV, 1, P, P), target, red)
+            total = total + kw * cfg.w_mask * terms["mask"]
+        if cfg.use_coverage_loss:
+            terms["coverage"] = coverage_loss(x_hat, target, sigma_px)
+            total = total + kw * cfg.w_coverage * terms["coverage"]
+        if cfg.use_centering_loss:
+            x_img = out["kp2d_reproj"].reshape(BV, -1, 2)
+            terms["centering"] = centering_loss(out["box"].reshape(BV, 4), x_img, (H, W), cfg.centering_box_only)
+            total = total + kw * cfg.w_centering * terms["centering"]
+    terms["kp_weight"] = images.new_tensor(kw)
+    terms["total"] = total
+    return terms

@@ -1,0 +1,145 @@
+"""The unsupervised multi-view keypoint model (Honari et al., Sec. 3.1-3.2; SPEC section 1).
+
+Per view: detector S -> crop -> encoder E -> image decoder D (RGB + mask) -> un-crop -> blend with
+the background (Eq. 2); keypoint head psi -> soft-argmax (Eq. 4). Across views: crop-adjusted
+intrinsics (Eq. 6) -> DLT triangulation (Eq. 7) -> reprojection (Eq. 8) -> Gaussian heatmaps ->
+mask decoder phi (Eq. 9).
+
+Conventions: world millimetres, ``x_cam = R X + t``, OpenCV pixel centres (pixel i at i);
+boxes ``(s_x, s_y, u_x, u_y)`` in normalised [-1, 1] image units, the patch covering image x in
+[u_x - s_x, u_x + s_x] (``kp3d.geometry.box_to_theta``). Geometry runs in float32 even under bf16
+autocast (DLT is ill-conditioned in half precision).
+
+Example:
+    >>> import torch
+    >>> from kp3d.cameras import h36m_rig, to_tensors
+    >>> from kp3d.config import get_config
+    >>> from kp3d.model import KeypointModel
+    >>> model = KeypointModel(get_config("smoke"))
+    >>> cams = to_tensors([c.without_distortion() for c in h36m_rig("S1", 64, 64)])
+    >>> images = torch.rand(1, 4, 3, 64, 64)                 # (B, V, 3, H, W)
+    >>> out = model(images, images, cams["K"][None], cams["R"][None], cams["t"][None])
+    >>> out["kp3d"].shape, out["recon"].shape
+    (torch.Size([1, 8, 3]), torch.Size([1, 4, 3, 64, 64]))
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from kp3d import geometry
+from kp3d.config import Config
+from kp3d.networks import Decoder, Detector, Encoder, MaskDecoder
+
+OUTPUT_KEYS = (
+    "box", "patch", "patch_recon", "patch_mask", "recon", "mask", "latent",
+    "kp2d_patch", "kp2d", "K_patch", "kp3d", "kp2d_reproj_patch", "kp2d_reproj", "mask_from_kp",
+)
+
+
+def projection_matrices(K: torch.Tensor, R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """P = K [R | t].  K, R: (..., 3, 3); t: (..., 3)  ->  (..., 3, 4)."""
+    return K @ torch.cat([R, t.unsqueeze(-1)], dim=-1)
+
+
+class KeypointModel(nn.Module):
+    """The full model. Submodules: ``detector``, ``encoder``, ``image_decoder``, ``keypoint_head``,
+    ``mask_decoder`` (the only trainable parts).
+
+    forward(images, backgrounds, K, R, t, keypoints=True) takes, for B samples of V views:
+        images:      (B, V, 3, H, W) float in [0, 1]
+        backgrounds: (B, V, 3, H, W) float, the estimated (median) background per view
+        K:           (B, V, 3, 3) pixel intrinsics at H x W
+        R:           (B, V, 3, 3) world-to-camera rotation
+        t:           (B, V, 3) world-to-camera translation, mm
+    and returns a dict (P = patch size, N = keypoints, D = latent size):
+        box               (B, V, 4)        detector box (s_x, s_y, u_x, u_y)
+        patch             (B, V, 3, P, P)  crop p of the input
+        patch_recon       (B, V, 3, P, P)  decoded patch D_p (sigmoid)
+        patch_mask        (B, V, 1, P, P)  decoded mask M_p (sigmoid)
+        recon             (B, V, 3, H, W)  blended reconstruction I~ (Eq. 2)
+        mask              (B, V, 1, H, W)  M, the mask un-cropped to the full frame
+        latent            (B, V, D)        Xi
+    and, when ``keypoints`` is True (skipped in the reconstruction-only warm-up to save time):
+        kp2d_patch        (B, V, N, 2)     soft-argmax keypoints x, patch pixels
+        kp2d              (B, V, N, 2)     the same in full-image pixels
+        K_patch           (B, V, 3, 3)     crop intrinsics K_p (Eq. 6)
+        kp3d              (B, N, 3)        triangulated X, world mm (Eq. 7)
+        kp2d_reproj_patch (B, V, N, 2)     reprojected x^ in patch pixels (Eq. 8)
+        kp2d_reproj       (B, V, N, 2)     the same in full-image pixels
+        mask_from_kp      (B, V, 1, P, P)  mask decoder output M~_p (Eq. 9)
+    """
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        P = cfg.patch_size
+        self.detector = Detector(cfg.detector, cfg.detector_downsample, cfg.box_init_scale, cfg.box_min_scale)
+        self.encoder = Encoder(cfg.encoder, cfg.latent_dim)
+        self.image_decoder = Decoder(cfg.latent_dim, 4, P, cfg.decoder_channels, cfg.decoder_convs_per_block, cfg.decoder_dropout)
+        self.keypoint_head = Decoder(cfg.latent_dim, cfg.n_keypoints, P, cfg.decoder_channels, cfg.decoder_convs_per_block, cfg.decoder_dropout)
+        self.mask_decoder = MaskDecoder(cfg.n_keypoints, cfg.mask_decoder_last_init_std)
+        if cfg.mask_init_bias:
+            with torch.no_grad():
+                self.image_decoder.out.bias[3] = cfg.mask_init_bias  # channel 3 = mask logit
+
+    @property
+    def sigma_px(self) -> float:
+        """Gaussian std in patch pixels (``cfg.sigma`` is in normalised [-1, 1] patch units)."""
+        return self.cfg.sigma * self.cfg.patch_size / 2
+
+    def heatmaps(self, x_patch: torch.Tensor) -> torch.Tensor:
+        """Gaussian maps at patch-pixel keypoints: (..., N, 2) -> (..., N, P, P)."""
+        P = self.cfg.patch_size
+        return geometry.gaussian_heatmaps(x_patch, (P, P), self.sigma_px)
+
+    def forward(self, images, backgrounds, K, R, t, keypoints: bool = True) -> dict[str, torch.Tensor]:
+        if images.ndim != 5 or images.shape[2] != 3:
+            raise ValueError(f"images: expected (B, V, 3, H, W), got {tuple(images.shape)}")
+        B, V, _, H, W = images.shape
+        for name, x, shape in (("backgrounds", backgrounds, (B, V, 3, H, W)), ("K", K, (B, V, 3, 3)),
+                               ("R", R, (B, V, 3, 3)), ("t", t, (B, V, 3))):
+            if tuple(x.shape) != shape:
+                raise ValueError(f"{name}: expected shape {shape} to match images {tuple(images.shape)}, got {tuple(x.shape)}")
+        if keypoints and V < 2:
+            raise ValueError(f"images: triangulation needs V >= 2 views, got V={V}")
+        P, N = self.cfg.patch_size, self.cfg.n_keypoints
+        BV = B * V
+        img = images.reshape(BV, 3, H, W)
+        bg = backgrounds.reshape(BV, 3, H, W)
+        if self.cfg.channels_last:
+            img = img.contiguous(memory_format=torch.channels_last)
+
+        box = self.detector(img)  # (BV, 4) float32
+        patch = geometry.crop_patches(img, box.to(img.dtype), P)
+        latent = self.encoder(patch)
+        dec = self.image_decoder(latent).float()
+        patch_recon = torch.sigmoid(dec[:, :3])
+        patch_mask = torch.sigmoid(dec[:, 3:4])
+        # un-crop D_p and M_p together; outside the box M = 0 so the background shows (Eq. 2)
+        full = geometry.uncrop_patches(torch.cat([patch_recon, patch_mask], dim=1), box, (H, W))
+        D, M = full[:, :3], full[:, 3:4]
+        recon = M * D + (1.0 - M) * bg.float()
+
+        out = {
+            "box": box, "patch": patch.float(), "patch_recon": patch_recon, "patch_mask": patch_mask,
+            "recon": recon, "mask": M, "latent": latent.float(),
+        }
+        if keypoints:
+            C = self.keypoint_head(latent).float()  # (BV, N, P, P)
+            with torch.autocast(device_type=images.device.type, enabled=False):
+                x = geometry.soft_argmax(C, temperature=self.cfg.softmax_temperature)  # (BV, N, 2) patch px
+                box_kp = box if self.cfg.keypoint_box_grad else box.detach()
+                K_p = geometry.crop_intrinsics(K.reshape(BV, 3, 3).float(), box_kp, P, (H, W))
+                Pm = projection_matrices(K_p, R.reshape(BV, 3, 3).float(), t.reshape(BV, 3).float())
+                # validate=False: shapes are fixed here and the finiteness check would sync a GPU
+                X = geometry.triangulate_dlt(Pm.view(B, V, 3, 4), x.view(B, V, N, 2), validate=False)  # (B, N, 3)
+                x_hat = geometry.project(Pm.view(B, V, 3, 4), X, validate=False).reshape(BV, N, 2)
+                kp2d = geometry.patch_to_image(x, box_kp, P, (H, W))
+                kp2d_reproj = geometry.patch_to_image(x_hat, box_kp, P, (H, W))
+                M_tilde = self.mask_decoder(self.heatmaps(x_hat))
+            out.update({
+                "kp2d_patch": x, "kp2d": kp2d, "K_patch": K_p, "kp3d": X,
+                "kp2d_reproj_patch": x_hat, "kp2d_reproj": kp2d_reproj, "mask_from_kp": M_tilde,
+            })
+        return {k: (v if k == "kp3d" else v.reshape(B, V, *v.shape[1:])) for k, v in out.items()}

@@ -1,0 +1,187 @@
+"""The networks of the unsupervised model: backbones, detector S, decoders (Table S1), mask decoder phi.
+
+Small functional blocks; :mod:`kp3d.model` wires them together. Every module takes and returns
+channels-first float tensors; shapes are written next to each argument.
+
+Example:
+    >>> import torch
+    >>> dec = Decoder(latent_dim=32, out_channels=4, patch_size=32, channels=(32, 16, 8, 8), convs_per_block=1)
+    >>> dec(torch.zeros(2, 32)).shape
+    torch.Size([2, 4, 32, 32])
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+
+def _check(x: torch.Tensor, name: str, ndim: int, what: str) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != ndim:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name}: expected a tensor of shape {what}, got {got}")
+
+
+class Backbone(nn.Module):
+    """Image -> pooled feature vector.
+
+    ``name``: "resnet18" / "resnet34" / "resnet50" (torchvision, ``weights=None``: the method is
+    unsupervised and nothing is downloaded) or "tiny" (4 strided conv3x3+ReLU, 16->128 channels; for
+    tests and smoke runs).
+
+    Args (forward):
+        x: (B, 3, H, W) float, any H, W >= 16.
+    Returns:
+        (B, self.out_dim) float.
+    """
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+        if name == "tiny":
+            chans = [3, 16, 32, 64, 128]
+            layers: list[nn.Module] = []
+            for cin, cout in zip(chans[:-1], chans[1:]):
+                layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            self.body = nn.Sequential(*layers)
+            self.out_dim = chans[-1]
+        elif name in ("resnet18", "resnet34", "resnet50"):
+            net = getattr(torchvision.models, name)(weights=None)
+            self.out_dim = net.fc.in_features
+            net.fc = nn.Identity()  # keep the global average pool, drop the ImageNet classifier
+            self.body = net
+        else:
+            raise ValueError(f"backbone {name!r}: expected 'tiny', 'resnet18', 'resnet34' or 'resnet50'")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check(x, "x", 4, "(B, 3, H, W)")
+        y = self.body(x)
+        if y.ndim == 4:  # "tiny" ends with a feature map
+            y = y.mean(dim=(2, 3))
+        return y
+
+
+class Detector(nn.Module):
+    """Spatial-transformer detector S: image -> box (s_x, s_y, u_x, u_y) in normalised [-1, 1] units.
+
+    The backbone sees the image downsampled by ``downsample`` (4x in the paper). Scales are squashed
+    into [min_scale, 1] with a sigmoid and centres into (-1, 1) with tanh, so every box lies inside
+    the frame's scale range. The head starts at a centred box of side ``init_scale`` (small weights,
+    bias set to the inverse squash): training starts from a sensible crop instead of a random one.
+
+    Args (forward):
+        images: (B, 3, H, W) float in [0, 1].
+    Returns:
+        box: (B, 4) float, (s_x, s_y, u_x, u_y).
+    """
+
+    def __init__(self, backbone: str = "resnet18", downsample: int = 4, init_scale: float = 0.75, min_scale: float = 0.1):
+        super().__init__()
+        if not (min_scale < init_scale <= 1.0):
+            raise ValueError(f"init_scale={init_scale}: expected min_scale ({min_scale}) < init_scale <= 1")
+        self.downsample = int(downsample)
+        self.min_scale = float(min_scale)
+        self.backbone = Backbone(backbone)
+        self.head = nn.Linear(self.backbone.out_dim, 4)
+        nn.init.normal_(self.head.weight, std=1e-3)
+        p = (min(init_scale, 0.999) - min_scale) / (1.0 - min_scale)
+        with torch.no_grad():
+            self.head.bias.copy_(torch.tensor([math.log(p / (1 - p))] * 2 + [0.0, 0.0]))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        _check(images, "images", 4, "(B, 3, H, W)")
+        x = images
+        if self.downsample > 1:
+            x = F.interpolate(x, scale_factor=1.0 / self.downsample, mode="bilinear", align_corners=False, antialias=True)
+        raw = self.head(self.backbone(x)).float()
+        scale = self.min_scale + (1.0 - self.min_scale) * torch.sigmoid(raw[:, :2])
+        centre = torch.tanh(raw[:, 2:])
+        return torch.cat([scale, centre], dim=1)
+
+
+class Encoder(nn.Module):
+    """Encoder E: patch -> latent Xi (ResNet50 in the paper; pooled features, then a linear map to
+    ``latent_dim`` = 729 on H36M, S.1.1).
+
+    Args (forward):
+        patch: (B, 3, P, P) float.
+    Returns:
+        (B, latent_dim) float.
+    """
+
+    def __init__(self, backbone: str = "resnet50", latent_dim: int = 729):
+        super().__init__()
+        self.backbone = Backbone(backbone)
+        self.proj = nn.Linear(self.backbone.out_dim, latent_dim)
+
+    def forward(self, patch: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.backbone(patch))
+
+
+class Decoder(nn.Module):
+    """Table S1 decoder: linear + dropout + ReLU -> C0 x (P/8)^2 -> 3 x (bilinear 2x, k x (conv3x3,
+    ReLU)) -> conv1x1 to ``out_channels``. Used twice with distinct weights: the image decoder D
+    (4 channels: RGB + mask logits) and the keypoint head psi (N channels).
+
+    Args (forward):
+        latent: (B, latent_dim) float.
+    Returns:
+        (B, out_channels, P, P) float, raw (no activation).
+    """
+
+    def __init__(self, latent_dim: int, out_channels: int, patch_size: int = 128,
+                 channels: tuple = (256, 128, 64, 32), convs_per_block: int = 3, dropout: float = 0.1):
+        super().__init__()
+        if patch_size % 8:
+            raise ValueError(f"patch_size={patch_size}: must be a multiple of 8")
+        self.base = patch_size // 8
+        self.c0 = channels[0]
+        self.fc = nn.Sequential(nn.Linear(latent_dim, channels[0] * self.base ** 2), nn.Dropout(dropout), nn.ReLU(inplace=True))
+        blocks: list[nn.Module] = []
+        for cin, cout in zip(channels[:-1], channels[1:]):
+            blocks.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
+            for k in range(convs_per_block):
+                blocks += [nn.Conv2d(cin if k == 0 else cout, cout, 3, padding=1), nn.ReLU(inplace=True)]
+        self.blocks = nn.Sequential(*blocks)
+        self.out = nn.Conv2d(channels[-1], out_channels, 1)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        _check(latent, "latent", 2, "(B, latent_dim)")
+        x = self.fc(latent).view(latent.shape[0], self.c0, self.base, self.base)
+        return self.out(self.blocks(x))
+
+
+class MaskDecoder(nn.Module):
+    """Mask decoder phi (Eq. 9, S.1.1): N Gaussian heatmaps -> 3 conv5x5 (pad 2): N -> 1 -> 1 -> 1.
+
+    The paper does not name the non-linearities: LeakyReLU(0.2) between the convolutions (a
+    one-channel ReLU can die and cut every keypoint gradient) and no activation at the end (the
+    target mask lies in [0, 1] and the squared error keeps the output there). ``last_init_std`` > 0
+    starts the last convolution near zero (an empty mask), see ``Config.mask_decoder_last_init_std``.
+
+    Args (forward):
+        heatmaps: (B, N, P, P) float, unnormalised Gaussians in [0, 1].
+    Returns:
+        (B, 1, P, P) float.
+    """
+
+    def __init__(self, n_keypoints: int, last_init_std: float = 0.0):
+        super().__init__()
+        self.n_keypoints = n_keypoints
+        self.conv1 = nn.Conv2d(n_keypoints, 1, 5, padding=2)
+        self.conv2 = nn.Conv2d(1, 1, 5, padding=2)
+        self.conv3 = nn.Conv2d(1, 1, 5, padding=2)
+        if last_init_std > 0:
+            nn.init.normal_(self.conv3.weight, std=last_init_std)
+            nn.init.zeros_(self.conv3.bias)
+
+    def forward(self, heatmaps: torch.Tensor) -> torch.Tensor:
+        _check(heatmaps, "heatmaps", 4, f"(B, N={self.n_keypoints}, P, P)")
+        if heatmaps.shape[1] != self.n_keypoints:
+            raise ValueError(f"heatmaps: expected N={self.n_keypoints} channels, got {heatmaps.shape[1]}")
+        x = F.leaky_relu(self.conv1(heatmaps), 0.2)
+        x = F.leaky_relu(self.conv2(x), 0.2)
+        return self.conv3(x)

@@ -1,0 +1,169 @@
+"""Tests of kp3d.losses (Eq. 10-15), kp3d.perceptual and kp3d.diagnostics."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+import torchvision
+
+from fakes import FakeMultiView
+from kp3d.config import get_config
+from kp3d.diagnostics import compute_diagnostics, fraction_inside, mask_iou, mean_pairwise_distance
+from kp3d.losses import (centering_loss, compute_losses, coverage_loss, keypoint_weight, mask_loss, mask_target,
+                         perceptual_loss, pixel_loss)
+from kp3d.model import KeypointModel
+from kp3d.perceptual import PerceptualFeatures, build_perceptual
+
+torch.set_num_threads(1)
+P = 32
+
+
+def _square_mask(lo=8, hi=24):
+    m = torch.zeros(1, 1, P, P)
+    m[..., lo:hi, lo:hi] = 1.0
+    return m
+
+
+# --- each loss is minimal where it should be ---------------------------------------------------
+def test_pixel_and_mask_losses_zero_at_target():
+    x = torch.rand(2, 3, 16, 16)
+    assert pixel_loss(x, x) == 0 and pixel_loss(x, 1 - x) > 0
+    m = torch.rand(2, 1, 16, 16)
+    assert mask_loss(m, m) == 0
+    assert torch.isclose(mask_loss(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4), "sum"), torch.tensor(16.0))
+    assert torch.isclose(mask_loss(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4), "mean"), torch.tensor(1.0))
+
+
+def test_coverage_minimal_when_keypoints_inside_mask():
+    inside = torch.tensor([[[15.5, 15.5], [13.0, 18.0], [18.0, 13.0]]])
+    outside = torch.tensor([[[2.0, 2.0], [29.0, 3.0], [3.0, 28.0]]])
+    m = _square_mask()
+    l_in, l_out = coverage_loss(inside, m, 1.6), coverage_loss(outside, m, 1.6)
+    assert l_in < 1e-3 and l_out > 0.99
+    assert coverage_loss(inside, torch.zeros_like(m), 1.6) == pytest.approx(1.0)
+    # the gradient pulls an outside keypoint towards the mask
+    x = torch.tensor([[[5.0, 15.5]]], requires_grad=True)
+    coverage_loss(x, m, 3.0).backward()
+    assert x.grad[0, 0, 0] < 0  # moving right (towards u = 8) lowers the loss
+
+
+def test_centering_minimal_when_box_centred_on_keypoints():
+    box = torch.tensor([[0.5, 0.5, 0.2, -0.1]])
+    # image pixels whose mean, (2 x + 1) / 64 - 1, is (0.2, -0.1)
+    mean = torch.tensor([(0.2 + 1) * 32 - 0.5, (-0.1 + 1) * 32 - 0.5])
+    x = torch.stack([mean + torch.tensor([-7.0, 3.0]), mean + torch.tensor([7.0, -3.0])])[None]
+    assert centering_loss(box, x, (64, 64)) < 1e-5
+    shifted = box.clone()
+    shifted[0, 2] += 0.3
+    assert centering_loss(shifted, x, (64, 64)).item() == pytest.approx(0.3, abs=1e-5)
+    # box-only: the keypoints get no gradient and the box centre is pulled back
+    xr = x.clone().requires_grad_(True)
+    br = shifted.clone().requires_grad_(True)
+    centering_loss(br, xr, (64, 64), box_only=True).backward()
+    assert xr.grad is None and br.grad[0, 2] > 0 and br.grad[0, :2].abs().sum() == 0
+    xr = x.clone().requires_grad_(True)
+    centering_loss(shifted, xr, (64, 64)).backward()
+    assert xr.grad.abs().sum() > 0
+
+
+def test_perceptual_zero_at_target_and_fallback_is_announced(caplog, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_hub"))
+    with caplog.at_level(logging.WARNING):
+        feats = build_perceptual("", "random")
+    assert feats.source == "random-seed0"
+    assert "FALLBACK" in caplog.text
+    x = torch.rand(1, 3, 32, 32)
+    assert perceptual_loss(feats, x, x) == 0 and perceptual_loss(feats, x, x.flip(-1)) > 0
+    assert [f.shape[1] for f in feats(x)] == [64, 128, 256]
+    assert not any(p.requires_grad for p in feats.parameters())
+    with caplog.at_level(logging.WARNING):
+        assert build_perceptual("", "off") is None
+    assert "PERCEPTUAL LOSS OFF" in caplog.text
+
+
+def test_perceptual_loads_weights_file(tmp_path):
+    path = tmp_path / "r18.pth"
+    torch.manual_seed(3)
+    net = torchvision.models.resnet18(weights=None)
+    torch.save(net.state_dict(), path)
+    feats = PerceptualFeatures(str(path))
+    assert feats.source == f"imagenet:{path}"
+    assert torch.equal(feats.stem[0].weight, net.conv1.weight)
+    with pytest.raises(FileNotFoundError, match="perceptual_weights"):
+        PerceptualFeatures(str(tmp_path / "missing.pth"))
+
+
+# --- switches, warm-up, mask targets -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def batch():
+    ds = FakeMultiView(n=2, size=64)
+    return torch.utils.data.default_collate([ds[0], ds[1]])
+
+
+def _run(cfg, batch, step=100):
+    torch.manual_seed(0)
+    model = KeypointModel(cfg)
+    out = model(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"])
+    return out, compute_losses(cfg, out, batch, None, step)
+
+
+def test_switches_and_warmup(batch):
+    base = get_config("smoke", amp="none", warmup_iters=10, keypoint_ramp_iters=10)
+    assert keypoint_weight(base, 5) == 0 and keypoint_weight(base, 14) == 0.5 and keypoint_weight(base, 30) == 1
+    assert keypoint_weight(base.replace(reconstruction_only=True), 10**6) == 0
+    _, l = _run(base, batch, step=0)
+    assert l["mask"] == 0 and l["coverage"] == 0 and torch.isclose(l["total"], l["pixel"])
+    _, l = _run(base, batch, step=100)
+    assert l["mask"] > 0 and l["coverage"] > 0 and l["centering"] > 0
+    expected = l["pixel"] + base.w_mask * l["mask"] + base.w_coverage * l["coverage"] + base.w_centering * l["centering"]
+    assert torch.isclose(l["total"], expected)
+    off = base.replace(use_mask_loss=False, use_coverage_loss=False, use_centering_loss=False)
+    _, l = _run(off, batch, step=100)
+    assert torch.isclose(l["total"], l["pixel"])
+
+
+def test_mask_targets(batch):
+    cfg = get_config("smoke", amp="none")
+    out, _ = _run(cfg, batch)
+    t_pred = mask_target(cfg, out, batch)
+    assert t_pred.shape == (8, 1, cfg.patch_size, cfg.patch_size) and not t_pred.requires_grad
+    assert mask_target(cfg.replace(detach_mask_target=False), out, batch).requires_grad
+    t_gt = mask_target(cfg.replace(mask_target="gt"), out, batch)
+    assert set(t_gt.unique().round(decimals=3).tolist()) <= set(torch.linspace(0, 1, 1001).round(decimals=3).tolist())
+    assert t_gt.max() > 0.5  # the person is inside the initial box
+    t_ib = mask_target(cfg.replace(mask_target="img-bg"), out, batch)
+    assert 0 <= t_ib.min() and t_ib.max() <= 1
+    # the image-minus-background target agrees with the GT mask where it is confident
+    assert ((t_ib > 0.5).float() * (1 - t_gt)).sum() < 0.05 * (t_ib > 0.5).sum()
+    no_gt = {k: v for k, v in batch.items() if k != "gt"}
+    with pytest.raises(ValueError, match="GT masks"):
+        mask_target(cfg.replace(mask_target="gt"), out, no_gt)
+
+
+def test_bad_loss_inputs():
+    with pytest.raises(ValueError, match="differ"):
+        pixel_loss(torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 5))
+    with pytest.raises(ValueError, match="x_hat"):
+        coverage_loss(torch.rand(2, 3), torch.rand(2, 1, 4, 4), 1.0)
+    with pytest.raises(ValueError, match="reduction"):
+        mask_loss(torch.rand(1, 1, 2, 2), torch.rand(1, 1, 2, 2), "median")
+    with pytest.raises(ValueError, match="mask_target"):
+        get_config("smoke", mask_target="nope")
+
+
+# --- diagnostics ---------------------------------------------------------------------------------
+def test_diagnostics_primitives():
+    assert mean_pairwise_distance(torch.zeros(2, 5, 2)).abs().max() == 0  # collapsed
+    assert mean_pairwise_distance(torch.tensor([[[0.0, 0.0], [6.0, 8.0]]])).item() == pytest.approx(10.0)
+    m = _square_mask()
+    assert fraction_inside(torch.tensor([[[10.0, 10.0], [2.0, 2.0], [40.0, 10.0]]]), m).item() == pytest.approx(1 / 3)
+    assert mask_iou(m, m).item() == 1.0 and mask_iou(m, 1 - m).item() == 0.0
+
+
+def test_compute_diagnostics_keys(batch):
+    cfg = get_config("smoke", amp="none")
+    out, _ = _run(cfg, batch)
+    d = compute_diagnostics(out, batch)
+    for k in ("kp_spread_px", "kp_in_pred_mask", "kp_in_gt_mask", "reproj_err_px", "mask_iou_gt", "box_scale", "pred_mask_frac"):
+        assert k in d and d[k] == d[k], k
