@@ -4,6 +4,7 @@
     kp3d-train --run-dir outputs/runs/my-run --resume      # continue a killed run with its config.json
     kp3d-train --profile smoke --export outputs/smoke.npz                      # train, then export
     torchrun --nproc_per_node 4 -m kp3d.cli --profile paper-h36m --set data=h36m:/data/h36m
+    kp3d-train --profile cpu-demo --data rig:/data/my_rig --calibration /data/my_rig/calibration.toml --export rig.npz
 
 ``--set key=value`` accepts any :class:`kp3d.config.Config` field (booleans: true/false; tuples:
 ``views=0,1,2``). ``python -m kp3d.cli`` is the same command.
@@ -28,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="size profile (default: $KP3D_PROFILE or cpu-demo)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a Config field (repeatable)")
+    p.add_argument("--data", default=None, help="data set: synthetic, h36m:PATH, 3dhp:PATH or rig:PATH (= --set data=...)")
+    p.add_argument("--calibration", default=None, help="rig calibration file (default: the one inside the rig folder)")
     p.add_argument("--run-dir", default=None, help="run directory (default: outputs/runs/<profile>-<UTC time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this many minutes")
@@ -49,6 +52,20 @@ def main(argv: list[str] | None = None) -> int:
             overrides[key.strip()] = parse_override(key.strip(), value)
         except ValueError as e:
             raise SystemExit(str(e)) from None
+    if args.data:
+        overrides["data"] = args.data
+    if args.calibration:
+        overrides["calibration"] = args.calibration
+    if overrides.get("data", "").startswith("rig:") and "views" not in overrides:
+        # a rig has as many views as cameras: use them all unless --set views=... says otherwise
+        from data_utils.datasets import make_dataset
+
+        probe_cfg = get_config(args.profile, **overrides)
+        extra = {"calibration": probe_cfg.calibration} if probe_cfg.calibration else {}
+        n_views = make_dataset(data=probe_cfg.data, profile=args.profile, split="train",
+                               image_size=probe_cfg.image_size, **extra)[0]["images"].shape[0]
+        overrides["views"] = tuple(range(n_views))
+        logging.getLogger("kp3d.cli").info("rig with %d cameras: training on views %s", n_views, overrides["views"])
     cfg = get_config(args.profile, **overrides)
     saved = Path(args.run_dir) / "config.json" if args.run_dir else None
     if args.resume and saved is not None and saved.is_file():

@@ -41,7 +41,9 @@ class Config:
 
     # --- run ---------------------------------------------------------------------------------
     profile: str = "paper-h36m"
-    data: str = "synthetic"  # "synthetic" | "h36m:/path" | "3dhp:/path" (read by data_utils.datasets)
+    data: str = "synthetic"  # "synthetic" | "h36m:/path" | "3dhp:/path" | "rig:/path" (data_utils.datasets)
+    calibration: str = ""  # rig only: calibration file (TOML / OpenCV YAML or JSON / H36M JSON);
+    #   "" = the calibration.{toml,yml,yaml,json} inside the rig folder (docs/own_rig.md)
     seed: int = 0
 
     # --- sizes (paper S.1.1) -----------------------------------------------------------------
@@ -92,10 +94,19 @@ class Config:
     centering_box_only: bool = False  # True: Eq. 14 moves only the box (keypoints detached). The
     #   paper lets it reach both; the CPU recipe needed box-only because an L1 term on the keypoints
     #   gives a constant-size gradient that drowns weak signals (SPEC section 8).
+    centering_keypoints_only: bool = False  # True: Eq. 14 moves only the keypoints (box detached):
+    #   the box learns from reconstruction alone. docs/recipe.md: box-only centering on the synthetic
+    #   set dragged the box after the still-random keypoints (scale 0.76 -> 0.95 within 100 steps)
+    #   and the image decoder's mask, no longer aligned with the crop, collapsed.
     keypoint_box_grad: bool = True  # False: the keypoint path uses the box detached (K_p of Eq. 6 and
     #   the un-cropping of keypoints), so Eq. 11/13 move the detector only through the crop's pixels
     #   (the shared encoder), not through the geometry; the box learns from reconstruction and centering. The paper back-propagates everywhere (True). SPEC section 8
     #   saw the mask loss push the detector to larger boxes and the decoder's mask shrink.
+    keypoint_encoder_grad: bool = True  # False: the keypoint head reads the latent detached, so the
+    #   keypoint losses (Eq. 11/13/14) train the keypoint head and mask decoder but never the shared
+    #   encoder; Xi (and the image decoder's mask M_p) is learnt from reconstruction alone. The paper
+    #   back-propagates into the encoder (True). docs/recipe.md: with True, the cpu-demo run's mask
+    #   M_p collapsed within 200 steps of the keypoint losses starting (failure mode 4).
     loss_reduction: str = "mean"  # norms of Eq. 10/11 averaged ("mean") or summed ("sum") over pixels
     #   (then averaged over the batch). The paper does not say; with "mean" delta = 0.01 and eta = 1
     #   balance reconstruction as in SPEC section 8 (summing changes the balance by 10^3-10^5).
@@ -141,6 +152,8 @@ class Config:
             raise ValueError(f"mask_target={self.mask_target!r}: expected one of {MASK_TARGETS}")
         if self.loss_reduction not in LOSS_REDUCTIONS:
             raise ValueError(f"loss_reduction={self.loss_reduction!r}: expected one of {LOSS_REDUCTIONS}")
+        if self.centering_box_only and self.centering_keypoints_only:
+            raise ValueError("centering_box_only and centering_keypoints_only are both True: Eq. 14 would move nothing; set one")
         if self.amp not in ("bf16", "none"):
             raise ValueError(f"amp={self.amp!r}: expected 'bf16' or 'none'")
         if self.perceptual_fallback not in ("random", "off"):

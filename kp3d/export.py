@@ -53,7 +53,8 @@ def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"
     from tqdm.auto import tqdm
 
     cols: dict[str, list] = {k: [] for k in ("boxes", "kp2d", "kp2d_reproj", "kp3d", "masks", "latent", "K", "R", "t",
-                                             "gt_joints_3d", "gt_joints_2d", "subject", "split", "frame")}
+                                             "gt_joints_3d", "gt_joints_2d", "kp_reproj_in_gt_mask", "subject", "split",
+                                             "frame")}
     has_gt = True
     for split in splits:
         ds = datasets[split] if datasets is not None else make_dataset(data_cfg, split)
@@ -78,6 +79,17 @@ def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"
             if isinstance(gt, dict) and "joints_3d" in gt and "joints_2d" in gt:
                 cols["gt_joints_3d"].append(gt["joints_3d"].float().cpu().numpy())
                 cols["gt_joints_2d"].append(gt["joints_2d"].float().cpu().numpy())
+                if "masks" in gt:
+                    # whether each reprojected keypoint lands on the person (GT mask), per view: the
+                    # masks themselves would make the file large, this is what evaluation needs
+                    gm = gt["masks"].float()  # (B, V, 1, H, W)
+                    H, W = gm.shape[-2:]
+                    uv = out["kp2d_reproj"].float().round().long()  # (B, V, N, 2)
+                    ok = (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H)
+                    flat = gm[:, :, 0].flatten(2)  # (B, V, H*W)
+                    lin = uv[..., 1].clamp(0, H - 1) * W + uv[..., 0].clamp(0, W - 1)
+                    inside = (torch.gather(flat, 2, lin) > 0.5) & ok
+                    cols["kp_reproj_in_gt_mask"].append(inside.to(torch.uint8).cpu().numpy())
             else:
                 has_gt = False
         for i in idx:
@@ -88,10 +100,13 @@ def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"
     if not cols["kp3d"]:
         raise ValueError(f"no frames to export from splits {splits}")
     arrays = {k: np.concatenate(v).astype(np.float32 if k not in ("masks",) else np.uint8)
-              for k, v in cols.items() if k not in ("subject", "split", "frame", "gt_joints_3d", "gt_joints_2d")}
+              for k, v in cols.items() if k not in ("subject", "split", "frame", "gt_joints_3d", "gt_joints_2d",
+                                                        "kp_reproj_in_gt_mask")}
     if has_gt and cols["gt_joints_3d"]:
         arrays["gt_joints_3d"] = np.concatenate(cols["gt_joints_3d"]).astype(np.float32)
         arrays["gt_joints_2d"] = np.concatenate(cols["gt_joints_2d"]).astype(np.float32)
+        if len(cols["kp_reproj_in_gt_mask"]) == len(cols["gt_joints_3d"]):
+            arrays["kp_reproj_in_gt_mask"] = np.concatenate(cols["kp_reproj_in_gt_mask"]).astype(np.uint8)
     arrays["subject"] = np.asarray(cols["subject"], dtype=str)
     arrays["split"] = np.asarray(cols["split"], dtype=str)
     arrays["frame"] = np.asarray(cols["frame"], dtype=np.int64)

@@ -83,7 +83,7 @@ def coverage_loss(x_hat: torch.Tensor, target: torch.Tensor, sigma_px: float) ->
 
 
 def centering_loss(box: torch.Tensor, x_img: torch.Tensor, image_size: tuple[int, int],
-                   box_only: bool = False) -> torch.Tensor:
+                   box_only: bool = False, keypoints_only: bool = False) -> torch.Tensor:
     """|u - (1/N) sum_n x^_n|_1 (Eq. 14) in normalised [-1, 1] image units, averaged over the batch.
 
     The keypoints must be in FULL-IMAGE pixels: in patch pixels their mean would move with the box
@@ -94,11 +94,14 @@ def centering_loss(box: torch.Tensor, x_img: torch.Tensor, image_size: tuple[int
         x_img: (B, N, 2) reprojected keypoints in full-image pixels (``out["kp2d_reproj"]``).
         image_size: (H, W).
         box_only: detach the keypoints so that only the box centre moves (``Config.centering_box_only``).
+        keypoints_only: detach the box so that only the keypoints move (``Config.centering_keypoints_only``).
     """
     if box.ndim != 2 or box.shape[-1] != 4 or x_img.ndim != 3 or x_img.shape[0] != box.shape[0]:
         raise ValueError(f"centering_loss: expected box (B, 4) and x_img (B, N, 2), got {tuple(box.shape)}, {tuple(x_img.shape)}")
     if box_only:
         x_img = x_img.detach()
+    if keypoints_only:
+        box = box.detach()
     H, W = image_size
     mean = x_img.float().mean(1)  # (B, 2) pixels
     size = torch.tensor([W, H], dtype=mean.dtype, device=mean.device)
@@ -189,7 +192,8 @@ def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: i
             total = total + kw * cfg.w_coverage * terms["coverage"]
         if cfg.use_centering_loss:
             x_img = out["kp2d_reproj"].reshape(BV, -1, 2)
-            terms["centering"] = centering_loss(out["box"].reshape(BV, 4), x_img, (H, W), cfg.centering_box_only)
+            terms["centering"] = centering_loss(out["box"].reshape(BV, 4), x_img, (H, W), cfg.centering_box_only,
+                                                 cfg.centering_keypoints_only)
             total = total + kw * cfg.w_centering * terms["centering"]
     terms["kp_weight"] = images.new_tensor(kw)
     terms["total"] = total

@@ -126,7 +126,8 @@ class KeypointModel(nn.Module):
             "recon": recon, "mask": M, "latent": latent.float(),
         }
         if keypoints:
-            C = self.keypoint_head(latent).float()  # (BV, N, P, P)
+            # keypoint_encoder_grad=False keeps the keypoint losses out of the shared encoder
+            C = self.keypoint_head(latent if self.cfg.keypoint_encoder_grad else latent.detach()).float()  # (BV, N, P, P)
             with torch.autocast(device_type=images.device.type, enabled=False):
                 x = geometry.soft_argmax(C, temperature=self.cfg.softmax_temperature)  # (BV, N, 2) patch px
                 box_kp = box if self.cfg.keypoint_box_grad else box.detach()

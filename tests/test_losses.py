@@ -167,3 +167,15 @@ def test_compute_diagnostics_keys(batch):
     d = compute_diagnostics(out, batch)
     for k in ("kp_spread_px", "kp_in_pred_mask", "kp_in_gt_mask", "reproj_err_px", "mask_iou_gt", "box_scale", "pred_mask_frac"):
         assert k in d and d[k] == d[k], k
+
+
+def test_centering_keypoints_only_moves_keypoints_not_box():
+    box = torch.tensor([[0.5, 0.5, 0.2, 0.0]], requires_grad=True)
+    x = torch.tensor([[[30.0, 31.0], [34.0, 33.0]]], requires_grad=True)
+    centering_loss(box, x, (64, 64), keypoints_only=True).backward()
+    assert box.grad is None or float(box.grad.abs().sum()) == 0
+    assert float(x.grad.abs().sum()) > 0
+    from kp3d.config import get_config
+
+    with pytest.raises(ValueError, match="both True"):
+        get_config("smoke", centering_box_only=True, centering_keypoints_only=True)

@@ -176,3 +176,18 @@ def test_keypoint_box_grad_switch(cfg, batch):
         (l["mask"] + l["coverage"]).backward()
         grads[flag] = sum(float(p.grad.abs().sum()) for p in model.detector.parameters() if p.grad is not None)
     assert grads[True] > 0 and grads[False] < 1e-3 * grads[True]
+
+
+def test_keypoint_encoder_grad_switch(cfg, batch):
+    """keypoint_encoder_grad=False: the keypoint losses train the keypoint head but not the encoder."""
+    for flag in (True, False):
+        torch.manual_seed(0)
+        c = cfg.replace(keypoint_encoder_grad=flag, decoder_dropout=0.0)
+        model = KeypointModel(c)
+        out = model(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"])
+        l = compute_losses(c, out, batch, None, step=10**6)
+        (l["mask"] + l["coverage"] + l["centering"]).backward()
+        enc = sum(float(p.grad.abs().sum()) for p in model.encoder.parameters() if p.grad is not None)
+        head = sum(float(p.grad.abs().sum()) for p in model.keypoint_head.parameters() if p.grad is not None)
+        assert head > 0
+        assert (enc > 0) if flag else (enc == 0)

@@ -494,3 +494,19 @@ def test_background_contamination_detector():
     assert r["contaminated"] and "almost everywhere" in r["reason"]
     with pytest.raises(ValueError, match="frames"):
         background_contamination(frames[0], bg)
+
+
+def test_smoke_training_on_a_loaded_rig(walking_rig, tmp_path, monkeypatch):
+    """The documented command trains, exports and uses every camera of the rig."""
+    from kp3d.cli import main
+    from kp3d.export import load_export
+
+    root, cams, *_ = walking_rig
+    monkeypatch.setenv("KP3D_OUTPUT_DIR", str(tmp_path / "out"))
+    run_dir, export = tmp_path / "run", tmp_path / "rig.npz"
+    assert main(["--profile", "smoke", "--data", f"rig:{root}", "--calibration", str(root / "calibration.toml"),
+                 "--set", "max_iters=3", "--set", "warmup_iters=1", "--run-dir", str(run_dir),
+                 "--export", str(export), "--no-progress", "--device", "cpu"]) == 0
+    ex = load_export(export)
+    assert ex["kp3d"].shape[1:] == (8, 3) and ex["kp2d"].shape[1] == len(cams)
+    assert np.isfinite(ex["kp3d"]).all()
