@@ -1,7 +1,7 @@
-"""Strip outputs from notebooks before committing, keeping those of cells nbval checks.
+"""Strip outputs and execution counts from notebooks before committing.
 
-Cells tagged ``nbval-check-output`` keep their (deterministic) outputs and execution count: ``pytest --nbval-lax``
-compares them against a fresh run. Every other cell loses its outputs and execution count.
+Notebooks are committed clean. The tests run them under ``pytest --nbval-lax``; cells that check a
+result do it with ``assert``, so they need no stored output.
 
 Usage: python tools/strip_outputs.py notebooks/*.ipynb
 """
@@ -17,13 +17,8 @@ def strip(path: str) -> None:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        tags = cell.get("metadata", {}).get("tags", [])
-        if "nbval-check-output" not in tags:
-            cell.outputs = []
-            cell.execution_count = None
-        elif cell.execution_count is None:
-            # nbval skips reference cells that were never run: give it a count
-            cell.execution_count = 1
+        cell.outputs = []
+        cell.execution_count = None
         cell.get("metadata", {}).pop("execution", None)
         cell.get("metadata", {}).pop("papermill", None)
     nb.metadata.pop("papermill", None)
