@@ -23,9 +23,7 @@ import torch
 from kp3d.cameras import h36m_rig, to_tensors
 from kp3d.config import get_config, parse_override
 from kp3d.losses import compute_losses
-from kp3d.model import KeypointModel
-from kp3d.perceptual import build_perceptual
-from kp3d.train import autocast, make_optimizer
+from kp3d.train import autocast, build_training_parts
 
 
 def make_batch(cfg, device):
@@ -42,13 +40,7 @@ def make_batch(cfg, device):
 
 def bench(cfg, device, iters: int, warmup: int) -> dict:
     torch.manual_seed(0)
-    model = KeypointModel(cfg).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(cfg, model)
-    perceptual = build_perceptual(cfg.perceptual_weights, cfg.perceptual_fallback) if cfg.use_perceptual_loss else None
-    if perceptual is not None:
-        perceptual = perceptual.to(device)
+    model, opt, perceptual = build_training_parts(cfg, device)
     batch = make_batch(cfg, device)
     step = cfg.warmup_iters + 10**6  # keypoint losses on: the full cost
 

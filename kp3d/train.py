@@ -58,6 +58,19 @@ _RESUMABLE_CHANGES = {"max_iters", "log_every", "ckpt_every", "keep_checkpoints"
 # --------------------------------------------------------------------------------------------
 # data
 # --------------------------------------------------------------------------------------------
+def build_training_parts(cfg: Config, device):
+    """The model (channels_last when configured), its Adam optimizer and the frozen perceptual
+    features (None when the term is off), on ``device``; shared by training and the benchmark."""
+    model = KeypointModel(cfg).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(cfg, model)
+    perceptual = build_perceptual(cfg.perceptual_weights, cfg.perceptual_fallback) if cfg.use_perceptual_loss else None
+    if perceptual is not None:
+        perceptual = perceptual.to(device)
+    return model, optimizer, perceptual
+
+
 def make_dataset(cfg: Config, split: str = "train", **overrides):
     """The data set named by ``cfg.data`` at ``cfg.image_size`` (``data_utils.datasets.make_dataset``;
     ``overrides`` go to it, e.g. ``frame_step``)."""
@@ -247,13 +260,7 @@ def _train(cfg: Config, run_dir, resume: bool, progress: bool, dataset, info: Di
     run_dir = Path(broadcast_object(str(prepare_run_dir(cfg, run_dir, resume)) if info.is_main else None, info))
 
     _seed_everything(cfg.seed)  # identical initial weights on every rank
-    model = KeypointModel(cfg).to(dev)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(cfg, model)
-    perceptual = build_perceptual(cfg.perceptual_weights, cfg.perceptual_fallback) if cfg.use_perceptual_loss else None
-    if perceptual is not None:
-        perceptual = perceptual.to(dev)
+    model, optimizer, perceptual = build_training_parts(cfg, dev)
     perceptual_source = perceptual.source if perceptual is not None else "off"
 
     start_step, wall_before = 0, 0.0
