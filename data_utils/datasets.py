@@ -16,7 +16,11 @@ The model may read only the first six; ``gt`` holds labels. ``frame_info(i)`` re
 ``dict(subject, frame, split, action)``.
 
 Use :func:`make_dataset`: ``make_dataset("synthetic", "cpu-demo", "train")``,
-``make_dataset("h36m:/data/h36m", "cpu-demo", "test")`` or ``make_dataset("3dhp:/data/3dhp", ...)``.
+``make_dataset("h36m:/data/h36m", "cpu-demo", "test")``, ``make_dataset("3dhp:/data/3dhp", ...)`` or,
+for a user's own calibrated cameras, ``make_dataset("rig:/data/my_rig", "cpu-demo", "train",
+calibration="")`` (``data_utils.rig``; "" = the calibration file inside the folder). The notebooks
+pass their ``DATA`` and ``CALIBRATION`` parameters this way; :func:`data_views` and
+:func:`view_sequence` are their other helpers.
 """
 from __future__ import annotations
 
@@ -435,7 +439,23 @@ _doc_layout(Human36MDataset, H36M_LAYOUT)
 _doc_layout(MPI3DHPDataset, MPI3DHP_LAYOUT)
 
 
-def make_dataset(data: str = "synthetic", profile: str = "cpu-demo", split: str = "train", **overrides) -> Dataset:
+def check_calibration(data: str, calibration: str | Path | None) -> str | None:
+    """The rig calibration file to use with ``data`` (None: the one inside the rig folder).
+
+    A calibration file belongs to ``data="rig:PATH"`` only; with any other data set it is an error
+    (the synthetic set and Human3.6M / 3DHP bring their own cameras).
+    """
+    if calibration is None or str(calibration).strip() == "":
+        return None
+    if not str(data).startswith("rig:"):
+        raise ValueError(f"calibration={str(calibration)!r} is only used with data='rig:/path/to/folder', but "
+                         f"data={data!r}. Fix: leave CALIBRATION empty (--calibration unset), or set DATA to "
+                         f"'rig:<your rig folder>'")
+    return str(calibration)
+
+
+def make_dataset(data: str = "synthetic", profile: str = "cpu-demo", split: str = "train",
+                 calibration: str | Path | None = None, **overrides) -> Dataset:
     """The data set named by ``data`` at the sizes of ``profile``.
 
     Args:
@@ -444,13 +464,16 @@ def make_dataset(data: str = "synthetic", profile: str = "cpu-demo", split: str 
         profile: a kp3d profile (sets the synthetic preset; the image size of real data defaults to
             ``kp3d.config.get_config(profile).image_size``).
         split: "train", "test" or "all".
+        calibration: rig only: the calibration file; None or "" = the one inside the rig folder
+            (the notebooks' ``CALIBRATION`` parameter). Any other data set with a calibration raises.
         overrides: synthetic: any :class:`SyntheticConfig` field plus ``frame_step``/``progress``;
             real: ``image_size``, ``frame_step``, ``background_frames``, ``subjects`` (and
-            ``cameras`` for 3DHP).
+            ``cameras`` for 3DHP); rig: any :class:`data_utils.rig.RigDataset` argument.
     """
     from kp3d.profiles import check_profile
 
     check_profile(profile)
+    calibration = check_calibration(data, calibration)
     if data == "synthetic":
         ds_kw = {k: overrides.pop(k) for k in ("frame_step", "progress") if k in overrides}
         return SyntheticDataset(SyntheticConfig.for_profile(profile, **overrides), split, **ds_kw)
@@ -461,7 +484,7 @@ def make_dataset(data: str = "synthetic", profile: str = "cpu-demo", split: str 
     if kind == "rig":  # a user's own calibrated rig (data_utils.rig)
         from .rig import make_rig_dataset
 
-        return make_rig_dataset(data, profile=profile, split=split, **overrides)
+        return make_rig_dataset(data, calibration=calibration, profile=profile, split=split, **overrides)
     if "image_size" not in overrides:
         from kp3d.config import get_config
 
@@ -472,3 +495,89 @@ def make_dataset(data: str = "synthetic", profile: str = "cpu-demo", split: str 
         return MPI3DHPDataset(path, split, **overrides)
     raise ValueError(f"data={data!r}: unknown kind {kind!r}; expected 'synthetic', 'h36m:<root>', '3dhp:<root>' "
                      f"or 'rig:<folder>'")
+
+
+def data_views(data: str, calibration: str | Path | None = None) -> tuple[int, ...] | None:
+    """The view indices a model trained on ``data`` should use: every camera of a rig (read from its
+    calibration, no video decoded), None for the other data sets (the profile's ``views``).
+
+    Example:
+        >>> data_views("synthetic") is None
+        True
+    """
+    calibration = check_calibration(data, calibration)
+    if not str(data).startswith("rig:"):
+        return None
+    from .rig import rig_camera_names
+
+    return tuple(range(len(rig_camera_names(data, calibration))))
+
+
+def _even_indices(n: int, max_frames: int | None) -> np.ndarray:
+    """range(n), or at most ``max_frames`` evenly spaced indices of it."""
+    if max_frames is None or n <= max_frames:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_frames).round().astype(int))
+
+
+def view_sequence(dataset: Dataset, view: int, subject: str | None = None, max_frames: int | None = 1000) -> dict:
+    """One camera's frames over one sequence and the background to compare a median with (notebook 01).
+
+    Where the frames and the reference come from, by data set:
+
+    - synthetic: the rendered frames of ``subject`` and the TRUE background (``"true background"``);
+    - a rig (:class:`data_utils.rig.RigDataset`): its frames (one sequence; ``subject`` is ignored);
+      the empty-scene image or clip when the rig folder has one (``"empty-scene background"``), else
+      the median over the frames (``"median of all frames"``: no truth exists, so smaller medians are
+      compared with the best one and the full median's own score is infinite);
+    - any other data set: the samples of ``subject`` (all samples when None); the true background
+      when they carry ``gt.backgrounds``, else the median over the frames.
+
+    Args:
+        dataset: a data set of the sample contract (``make_dataset``).
+        view: the camera index.
+        subject: the subject (synthetic, Human3.6M, 3DHP); ignored for a rig.
+        max_frames: at most this many frames, evenly spaced (a long recording in float64 would not fit
+            in memory: 1000 frames of 128 px take 0.4 GB); None = all. The synthetic presets have
+            at most 1000 frames per subject.
+
+    Returns:
+        dict(frames (T, H, W, 3) float64 in [0, 1], reference (H, W, 3) float64 in [0, 1],
+        reference_kind str, name str: a label such as "S9, view 0" or "rig camera cam1").
+    """
+    from .rig import RigDataset
+
+    n_views = int(dataset[0]["images"].shape[0])
+    if not 0 <= view < n_views:
+        raise IndexError(f"view {view} out of range: the data set has {n_views} views (VIEW = 0..{n_views - 1})")
+    if isinstance(dataset, SyntheticDataset):
+        if subject not in dataset.subjects:
+            raise ValueError(f"subject {subject!r} is not in the {dataset.split!r} split (subjects: "
+                             f"{list(dataset.subjects)}). Fix: set SUBJECT to one of them")
+        data = load_subject(dataset.root, subject)
+        images = data["images"]
+        frames = np.asarray(images[_even_indices(len(images), max_frames), view]) / 255.0
+        return {"frames": frames, "reference": data["bg_true"][view] / 255.0,
+                "reference_kind": "true background", "name": f"{subject}, view {view}"}
+    if isinstance(dataset, RigDataset):
+        images = dataset.view_frames(view)
+        frames = np.asarray(images[_even_indices(len(images), max_frames)]) / 255.0
+        ref = dataset.empty_scene_background(view)
+        kind = "empty-scene background"
+        if ref is None:
+            ref, kind = median_background(frames), "median of all frames"
+        return {"frames": frames, "reference": np.asarray(ref, dtype=np.float64), "reference_kind": kind,
+                "name": f"rig camera {dataset.camera_names[view]}"}
+    idx = [i for i in range(len(dataset)) if subject is None or not hasattr(dataset, "frame_info")
+           or dataset.frame_info(i).get("subject") == subject]
+    if not idx:
+        raise ValueError(f"no sample of subject {subject!r} in the data set. Fix: set SUBJECT to a subject of the split")
+    frames = np.stack([dataset[idx[k]]["images"][view].permute(1, 2, 0).numpy()
+                       for k in _even_indices(len(idx), max_frames)]).astype(np.float64)
+    gt = dataset[idx[0]].get("gt", {})
+    if "backgrounds" in gt:
+        ref, kind = gt["backgrounds"][view].permute(1, 2, 0).numpy(), "true background"
+    else:
+        ref, kind = median_background(frames), "median of all frames"
+    return {"frames": frames, "reference": np.asarray(ref, dtype=np.float64), "reference_kind": kind,
+            "name": f"{subject or 'all subjects'}, view {view}"}

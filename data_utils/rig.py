@@ -190,7 +190,7 @@ def find_calibration(root: Path) -> Path:
     if len(tomls) == 1:
         return tomls[0]
     raise FileNotFoundError(f"rig {root}: no calibration file found (looked for {', '.join(CALIBRATION_NAMES)}).\n"
-                            f"Fix: put it there or pass calibration=FILE (--calibration FILE).\n"
+                            f"Fix: put it there or pass calibration=FILE (--calibration FILE; CALIBRATION = \"FILE\" in the notebooks).\n"
                             f"Expected layout:\n{RIG_LAYOUT}")
 
 
@@ -465,6 +465,22 @@ class RigDataset(Dataset):
     def frame_info(self, i: int) -> dict:
         return {"subject": self.root.name, "frame": self.frames[i], "split": self.split, "action": "rig"}
 
+    def view_frames(self, view: int) -> np.ndarray:
+        """(T, S, S, 3) uint8: every frame of camera ``view`` as the model sees it (undistorted, fitted),
+        memory-mapped when cached (for background studies, notebook 01)."""
+        if not 0 <= view < len(self.camera_names):
+            raise IndexError(f"view {view} out of range: the rig has {len(self.camera_names)} cameras "
+                             f"{self.camera_names} (views 0..{len(self.camera_names) - 1})")
+        return self._images[:, view]
+
+    def empty_scene_background(self, view: int) -> np.ndarray | None:
+        """(S, S, 3) float32 in [0, 1]: the background of camera ``view`` when it comes from an image or
+        clip of the empty scene (``background/``), else None (it is a median over the recording)."""
+        name = self.camera_names[view]
+        if not self.background_sources.get(name, "").startswith("empty-scene"):
+            return None
+        return self._backgrounds[view].permute(1, 2, 0).numpy()
+
     def __getitem__(self, i: int) -> dict:
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} samples")
@@ -495,6 +511,42 @@ class RigDataset(Dataset):
 __doc__ = __doc__.replace("{layout}", "\n".join("    " + line for line in RIG_LAYOUT.splitlines()))
 
 
+def rig_root(spec: str) -> Path:
+    """The rig folder of ``data="rig:PATH"`` (a bare path is accepted too); the folder need not exist yet.
+
+    Example:
+        >>> rig_root("rig:/data/my_rig").as_posix()
+        '/data/my_rig'
+    """
+    kind, sep, path = str(spec).partition(":")
+    if sep and kind == "rig":
+        root = path
+    elif not sep or len(kind) == 1:  # a bare path (or a Windows drive letter)
+        root = str(spec)
+    else:
+        raise ValueError(f"data={spec!r}: expected 'rig:/path/to/folder'")
+    if not root:
+        raise ValueError(f"data={spec!r}: give the rig folder, e.g. 'rig:/data/my_rig'")
+    return Path(root).expanduser()
+
+
+def rig_camera_names(spec: str, calibration: str | Path | None = None, **calibration_kw) -> list[str]:
+    """The cameras of a rig, in the calibration's order, read from its calibration file only (no video
+    is decoded): what a model trained on the rig takes as its views.
+
+    Args:
+        spec: "rig:/path/to/folder" (or just the path).
+        calibration: the calibration file (default: found in the folder, :func:`find_calibration`).
+        calibration_kw: ``units``, ``up_axis``, ``subject`` of :func:`data_utils.calibration.load_calibration`.
+    """
+    root = rig_root(spec)
+    if not root.is_dir():
+        raise FileNotFoundError(f"rig folder {root} not found (data={spec!r}). Fix: point DATA / --data at the "
+                                f"folder holding the videos and the calibration.\nExpected layout:\n{RIG_LAYOUT}")
+    path = Path(calibration).expanduser() if calibration else find_calibration(root)
+    return load_calibration(path, **calibration_kw).names
+
+
 def make_rig_dataset(spec: str, calibration: str | None = None, profile: str = "cpu-demo", split: str = "train",
                      **overrides) -> RigDataset:
     """The rig data set for ``data="rig:PATH"`` at the resolution of ``profile``.
@@ -509,15 +561,7 @@ def make_rig_dataset(spec: str, calibration: str | None = None, profile: str = "
     from kp3d.profiles import check_profile
 
     check_profile(profile)
-    kind, sep, path = spec.partition(":")
-    if sep and kind == "rig":
-        root = path
-    elif not sep or len(kind) == 1:  # a bare path (or a Windows drive letter)
-        root = spec
-    else:
-        raise ValueError(f"data={spec!r}: expected 'rig:/path/to/folder'")
-    if not root:
-        raise ValueError(f"data={spec!r}: give the rig folder, e.g. 'rig:/data/my_rig'")
+    root = rig_root(spec)
     if "image_size" not in overrides:
         from kp3d.config import get_config
 

@@ -58,14 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         overrides["calibration"] = args.calibration
     if overrides.get("data", "").startswith("rig:") and "views" not in overrides:
         # a rig has as many views as cameras: use them all unless --set views=... says otherwise
-        from data_utils.datasets import make_dataset
+        from data_utils.datasets import data_views
 
-        probe_cfg = get_config(args.profile, **overrides)
-        extra = {"calibration": probe_cfg.calibration} if probe_cfg.calibration else {}
-        n_views = make_dataset(data=probe_cfg.data, profile=args.profile, split="train",
-                               image_size=probe_cfg.image_size, **extra)[0]["images"].shape[0]
-        overrides["views"] = tuple(range(n_views))
-        logging.getLogger("kp3d.cli").info("rig with %d cameras: training on views %s", n_views, overrides["views"])
+        overrides["views"] = data_views(overrides["data"], overrides.get("calibration") or None)
+        logging.getLogger("kp3d.cli").info("rig with %d cameras: training on views %s", len(overrides["views"]),
+                                           overrides["views"])
     cfg = get_config(args.profile, **overrides)
     saved = Path(args.run_dir) / "config.json" if args.run_dir else None
     if args.resume and saved is not None and saved.is_file():

@@ -61,6 +61,11 @@ class Config:
 
     # --- keypoints and masks --------------------------------------------------------------------
     sigma: float = 0.02  # Gaussian std of the mask decoder and coverage, [-1, 1] patch units
+    sigma_start: float = 0.0  # 0 = sigma throughout (the paper). > 0: the keypoint losses start with
+    #   this sigma and anneal it geometrically to ``sigma`` over ``sigma_anneal_iters`` steps. Why: the
+    #   mask and coverage gradients reach a keypoint only through its Gaussian, so keypoints more than
+    #   ~2 sigma from the person get none at first (docs/recipe.md); a wide start lets them all feel it.
+    sigma_anneal_iters: int = 0  # steps after the warm-up over which sigma_start -> sigma
     softmax_temperature: float = 1.0  # soft-argmax over C_n / T; the paper uses a plain softmax (T=1)
     mask_decoder_last_init_std: float = 0.0  # 0 = PyTorch default init (paper silent). >0: the last
     #   conv of the mask decoder starts with N(0, std) weights and zero bias, so the decoder starts
@@ -83,6 +88,17 @@ class Config:
     #   background already explains most pixels); then D_p gets no gradient and M stays 0 (SPEC
     #   section 8, failure mode 4, seen on the synthetic data in the first 250 steps). With it the
     #   decoder keeps learning the patch and M opens where D_p explains the image better than B.
+    patch_loss_warmup_only: bool = False  # True: w_patch applies only during the reconstruction-only
+    #   warm-up. docs/recipe.md r5: kept on afterwards, the auxiliary term rewards ever larger boxes
+    #   (more background for the decoder to copy; box 0.76 -> 0.96), switched off the box stays put.
+    w_box_prior: float = 0.0  # NOT in the paper: weight of an L1 pull of the detector's box towards a
+    #   square box around |I - B| > box_prior_threshold (kp3d.losses.foreground_box), i.e. towards
+    #   the person as median-background subtraction sees it. docs/recipe.md: from reconstruction alone
+    #   the tiny CPU detector never zoomed in (box 0.75 -> 0.85 of the frame, the person ~4% of the
+    #   patch), so the mask decoder had almost nothing to rebuild and the keypoints never found the
+    #   person. No labels are used: the background is the method's own input.
+    box_prior_threshold: float = 0.1  # |I - B| (mean over RGB, [0, 1] images) counted as foreground
+    box_prior_margin: float = 1.15  # box side = this x the larger extent of the foreground
     w_perceptual: float = 2.0  # beta
     w_mask: float = 0.5  # gamma (5.0 on 3DHP)
     w_coverage: float = 0.01  # delta
@@ -154,6 +170,12 @@ class Config:
             raise ValueError(f"loss_reduction={self.loss_reduction!r}: expected one of {LOSS_REDUCTIONS}")
         if self.centering_box_only and self.centering_keypoints_only:
             raise ValueError("centering_box_only and centering_keypoints_only are both True: Eq. 14 would move nothing; set one")
+        if self.sigma_start < 0 or (self.sigma_start > 0 and self.sigma_anneal_iters <= 0):
+            raise ValueError(f"sigma_start={self.sigma_start}, sigma_anneal_iters={self.sigma_anneal_iters}: "
+                             f"sigma_start must be 0 (off) or > 0 with sigma_anneal_iters > 0")
+        if self.w_box_prior < 0 or not 0 < self.box_prior_threshold < 1 or self.box_prior_margin <= 0:
+            raise ValueError(f"box prior: expected w_box_prior >= 0, 0 < box_prior_threshold < 1 and "
+                             f"box_prior_margin > 0, got {self.w_box_prior}, {self.box_prior_threshold}, {self.box_prior_margin}")
         if self.amp not in ("bf16", "none"):
             raise ValueError(f"amp={self.amp!r}: expected 'bf16' or 'none'")
         if self.perceptual_fallback not in ("random", "off"):
@@ -192,17 +214,20 @@ class Config:
 _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
     "paper-h36m": {},
     "paper-3dhp": dict(n_keypoints=48, latent_dim=1029, w_mask=5.0),
-    # SPEC section 8 "second attempt" recipe (it learned on 2 CPU cores) plus w_patch, a detached box
-    # in the keypoint path and a ramp (see their fields). Sizes for ~12 min of training on 2 cores:
-    # bench/train_throughput.py measured 3.7 it/s for the full path (bf16, channels_last, 2 threads).
+    # SPEC section 8 "second attempt" recipe (it learned on 2 CPU cores) plus the deviations that
+    # docs/recipe.md found necessary on the synthetic set (each field says why): w_patch during the
+    # warm-up only, the box prior, the keypoint path reading a detached box and latent, centering on
+    # the keypoints, a ramp and a sigma anneal. Sizes for ~15 min of training on 2 cores.
     "cpu-demo": dict(
         image_size=128, patch_size=64, n_keypoints=16, batch_size=4,
         encoder="resnet18", detector="tiny", latent_dim=256, decoder_channels=(64, 32, 16, 16),
         decoder_convs_per_block=2, max_iters=3000, warmup_iters=1000,
         lr=1e-3, lr_detector=3e-4, lr_image_decoder=5e-4,
-        w_mask=1.0, centering_box_only=True, sigma=0.1, softmax_temperature=1.5,
+        w_mask=1.0, sigma=0.1, softmax_temperature=1.5,
         mask_decoder_last_init_std=1e-3, use_perceptual_loss=False,
-        w_patch=0.5, keypoint_box_grad=False, keypoint_ramp_iters=500,
+        w_patch=0.5, patch_loss_warmup_only=True, keypoint_box_grad=False, keypoint_ramp_iters=500,
+        keypoint_encoder_grad=False, centering_keypoints_only=True, w_box_prior=1.0,
+        sigma_start=0.3, sigma_anneal_iters=2000,
         num_workers=0, log_every=50, ckpt_every=500,
     ),
     # Tests and CI: a few iterations in seconds.

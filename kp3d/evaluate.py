@@ -66,6 +66,8 @@ __all__ = [
     "select_rows",
     "find_export",
     "prepare_export",
+    "missing_labels",
+    "same_data",
     "plot_fraction_curves",
     "main",
 ]
@@ -560,38 +562,104 @@ def find_export(search_dirs=None) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def prepare_export(export_path: str | Path | None, out_dir, max_iters: int | None = None,
-                   max_frames: int | None = None, progress: bool = True) -> tuple[dict, Path]:
-    """Load the export to probe: ``export_path``, else notebook 04's (:func:`find_export`), else train
-    a smoke model.
+def missing_labels(export: dict) -> str | None:
+    """Why the probes cannot run on ``export`` (it has no 3D labels), or None when they can.
 
-    The fallback trains ``get_config("smoke")`` (seconds; its probes say nothing about the method)
-    under ``out_dir/smoke_run`` and exports it to ``out_dir/smoke_export.npz``; both are reused when
-    they already exist. Run notebook 04 (or ``kp3d-train``) for a real model.
+    A user's own rig (``data="rig:PATH"``) has labels only with a ``joints_3d.npy`` in its folder;
+    without them the keypoints can still be exported and viewed, but there is nothing to probe against.
+    """
+    if "gt_joints_3d" in export:
+        return None
+    data = _export_config(export).get("data", "the data set")
+    fix = ("put joints_3d.npy (T, 17, 3) in the rig folder to probe (docs/own_rig.md)"
+           if str(data).startswith("rig:") else "probe a model trained on labelled data (synthetic, h36m:, 3dhp:)")
+    return (f"probing skipped: the export has no 3D labels (gt_joints_3d); {data} has none. Fix: {fix}. "
+            f"The viewer still shows the discovered 2D and 3D keypoints.")
+
+
+def _data_key(data: str) -> tuple[str, str]:
+    """("rig", "/abs/path") for "rig:path": data names compared with their folders resolved."""
+    kind, sep, path = str(data).partition(":")
+    return (kind, str(Path(path).expanduser().resolve())) if sep and path else (str(data), "")
+
+
+def same_data(a: str, b: str) -> bool:
+    """Whether two ``data`` names point at the same data set ("rig:./x" and "rig:/abs/x" do)."""
+    return _data_key(a) == _data_key(b)
+
+
+def _smoke_name(data: str, calibration: str) -> str:
+    """File stem of the fallback smoke model: ``smoke`` on the synthetic set, keyed by data otherwise."""
+    if data == "synthetic":
+        return "smoke"
+    import hashlib
+
+    key = hashlib.sha1(json.dumps([*_data_key(data), calibration]).encode()).hexdigest()[:8]
+    return f"smoke-{_data_key(data)[0]}-{key}"
+
+
+def prepare_export(export_path: str | Path | None, out_dir, max_iters: int | None = None,
+                   max_frames: int | None = None, progress: bool = True, data: str = "synthetic",
+                   calibration: str = "", model: str = "notebook04", profile: str = "cpu-demo") -> tuple[dict, Path]:
+    """Load the export to probe: ``export_path``, else notebook 04's (:func:`find_export`) when it was
+    made on ``data``, else train a smoke model on ``data``.
+
+    The fallback trains ``data_config("smoke", data, calibration)`` (seconds; its probes say nothing
+    about the method) under ``out_dir/smoke_run`` and exports it to ``out_dir/smoke_export.npz``
+    (``smoke-<kind>-<hash>_run`` / ``_export.npz`` for other data); both are reused when they
+    already exist. Run notebook 04 (or ``kp3d-train``) for a real model.
+
+    Args:
+        export_path: an export ``.npz``; "" or None: look for notebook 04's, then the fallback.
+        out_dir: where the fallback writes.
+        data, calibration: the data set of the notebook (``DATA``, ``CALIBRATION``). Notebook 04's
+            export of another data set is not used (it is reported); an explicit ``export_path``
+            is used whatever its data.
+        model: "shipped": the checkpoint that ships with kp3d (:mod:`kp3d.shipped`), exported once to
+            ``out_dir/shipped_export.npz`` (needs ``data="synthetic"`` and a non-smoke ``profile``;
+            otherwise reported and the notebook-04 route is taken); "notebook04": the route above.
+        profile: the notebook's profile (the smoke profile never renders the cpu-demo set).
 
     Returns:
         (export dict, its path).
     """
     from kp3d.export import export, load_export
 
+    if model not in ("shipped", "notebook04"):
+        raise ValueError(f"MODEL={model!r}: expected 'shipped' (the repository's checkpoint) or 'notebook04'")
     if export_path:
         p = Path(export_path)
         if not p.exists():
             raise FileNotFoundError(f"EXPORT_PATH={p} does not exist: run notebook 04 or kp3d.export.export(...) first")
         return load_export(p), p
+    if model == "shipped":
+        if data == "synthetic" and profile != "smoke":
+            from kp3d.shipped import shipped_export
+
+            p = shipped_export(out_dir, max_frames=max_frames, progress=progress)
+            print(f"using the shipped checkpoint's export {p} (MODEL = 'notebook04' probes notebook 04's run)")
+            return load_export(p), p
+        print(f"MODEL='shipped' needs DATA='synthetic' and a non-smoke profile (got {data!r}, {profile!r}): "
+              f"probing notebook 04's model instead")
     p = find_export()
     if p is not None:
-        print(f"using notebook 04's export {p}")
-        return load_export(p), p
+        found = load_export(p)
+        made_on = _export_config(found).get("data", "synthetic")
+        if same_data(made_on, data):
+            print(f"using notebook 04's export {p}")
+            return found, p
+        print(f"notebook 04's export {p} was made on data {made_on!r}, not {data!r}: not used "
+              f"(run notebook 04 with DATA = {data!r}, or set EXPORT_PATH)")
     out_dir = Path(out_dir)
-    p = out_dir / "smoke_export.npz"
+    name = _smoke_name(data, calibration)
+    p = out_dir / f"{name}_export.npz"
     if not p.exists():
-        from kp3d.config import get_config
+        from kp3d.profiles import data_config
         from kp3d.train import train
 
-        print("no export found: training a SMOKE model (seconds; for a real result run notebook 04 first)")
-        cfg = get_config("smoke", **({"max_iters": max_iters} if max_iters else {}))
-        run = out_dir / "smoke_run"
+        print(f"no export of {data!r} found: training a SMOKE model (seconds; for a real result run notebook 04 first)")
+        cfg = data_config("smoke", data, calibration, **({"max_iters": max_iters} if max_iters else {}))
+        run = out_dir / f"{name}_run"
         run = train(cfg, run_dir=run, resume=run.exists(), progress=progress)
         export(run, p, max_frames=max_frames, progress=progress)
     return load_export(p), p

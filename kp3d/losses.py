@@ -25,7 +25,7 @@ import torch
 from kp3d import geometry
 from kp3d.config import Config
 
-LOSS_NAMES = ("pixel", "patch", "perceptual", "mask", "coverage", "centering")
+LOSS_NAMES = ("pixel", "patch", "perceptual", "box_prior", "mask", "coverage", "centering")
 
 
 def _reduce(sq: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -109,6 +109,62 @@ def centering_loss(box: torch.Tensor, x_img: torch.Tensor, image_size: tuple[int
     return (box[:, 2:].float() - centre).abs().sum(-1).mean()
 
 
+def foreground_box(images: torch.Tensor, backgrounds: torch.Tensor, threshold: float = 0.1,
+                   margin: float = 1.15, quantile: float = 0.01, min_scale: float = 0.15,
+                   fallback_scale: float = 0.75) -> torch.Tensor:
+    """A square box around the pixels that differ from the background (|I - B| > threshold).
+
+    Used by the box prior (``Config.w_box_prior``): the median background the method already needs
+    tells roughly where the person is, and this box is what a tight spatial transformer should crop.
+    The extent is taken between the ``quantile`` and ``1 - quantile`` of the foreground pixels'
+    coordinates (robust to sensor noise and flicker); the side is the larger extent times ``margin``.
+
+    Args:
+        images, backgrounds: (B, 3, H, W) in [0, 1].
+    Returns:
+        (B, 4) boxes ``(s, s, u_x, u_y)`` in normalised [-1, 1] image units (no gradient). An image
+        with fewer than 10 foreground pixels gets a centred box of side ``fallback_scale``.
+
+    Example:
+        >>> bg = torch.zeros(1, 3, 64, 64); img = bg.clone(); img[..., 16:48, 24:40] = 1
+        >>> [round(v, 3) for v in foreground_box(img, bg, margin=1.0)[0].tolist()]
+        [0.5, 0.5, 0.0, 0.0]
+    """
+    if images.ndim != 4 or images.shape != backgrounds.shape:
+        raise ValueError(f"foreground_box: expected images and backgrounds (B, 3, H, W) of one shape, got "
+                         f"{tuple(images.shape)} and {tuple(backgrounds.shape)}")
+    with torch.no_grad():
+        B, _, H, W = images.shape
+        fg = ((images.float() - backgrounds.float()).abs().mean(1) > threshold).float()  # (B, H, W)
+        count = fg.flatten(1).sum(1)  # (B,)
+
+        def extent(profile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            # profile (B, L): foreground pixels per column (row); first index whose cumulative share
+            # passes q, and first passing 1 - q
+            c = profile.cumsum(1) / profile.sum(1, keepdim=True).clamp_min(1)
+            lo = (c < quantile).sum(1).float()
+            hi = (c < 1 - quantile).sum(1).float()
+            return lo, hi
+
+        x0, x1 = extent(fg.sum(1))
+        y0, y1 = extent(fg.sum(2))
+        ux, uy = (x0 + x1 + 1) / W - 1, (y0 + y1 + 1) / H - 1
+        side = torch.maximum((x1 - x0 + 1) / W, (y1 - y0 + 1) / H) * margin
+        side = side.clamp(min_scale, 1.0)
+        ok = count >= 10
+        side = torch.where(ok, side, torch.full_like(side, fallback_scale))
+        ux = torch.where(ok, ux, torch.zeros_like(ux))
+        uy = torch.where(ok, uy, torch.zeros_like(uy))
+        return torch.stack([side, side, ux, uy], dim=1)
+
+
+def box_prior_loss(box: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """|box - target|_1 summed over the 4 box parameters, averaged over the batch.  box, target: (B, 4)."""
+    if box.shape != target.shape or box.ndim != 2 or box.shape[-1] != 4:
+        raise ValueError(f"box_prior_loss: expected box and target (B, 4), got {tuple(box.shape)} and {tuple(target.shape)}")
+    return (box.float() - target.float()).abs().sum(-1).mean()
+
+
 def mask_target(cfg: Config, out: dict, batch: dict) -> torch.Tensor:
     """The target M_p of Eq. 11/13 per ``cfg.mask_target`` (Table 6), in the patch: (B*V, 1, P, P).
 
@@ -146,6 +202,15 @@ def keypoint_weight(cfg: Config, step: int) -> float:
     return min(1.0, (step - cfg.warmup_iters + 1) / cfg.keypoint_ramp_iters)
 
 
+def sigma_at(cfg: Config, step: int) -> float:
+    """The Gaussian sigma ([-1, 1] patch units) of the keypoint losses at ``step``: ``cfg.sigma``, or
+    during the anneal (``cfg.sigma_start`` > 0) a geometric interpolation from sigma_start to sigma."""
+    if cfg.sigma_start <= 0 or cfg.sigma_anneal_iters <= 0:
+        return cfg.sigma
+    f = min(1.0, max(0.0, (step - cfg.warmup_iters) / cfg.sigma_anneal_iters))
+    return float(cfg.sigma_start ** (1.0 - f) * cfg.sigma ** f)
+
+
 def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: int = 0) -> dict[str, torch.Tensor]:
     """All terms of Eq. 15 for one batch, weighted per ``cfg``.
 
@@ -168,13 +233,20 @@ def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: i
     terms = {name: zero for name in LOSS_NAMES}
     terms["pixel"] = pixel_loss(I, recon, red)
     total = terms["pixel"]
-    if cfg.w_patch > 0:  # auxiliary, not in the paper: see Config.w_patch
+    patch_on = cfg.w_patch > 0 and not (cfg.patch_loss_warmup_only and keypoint_weight(cfg, step) > 0)
+    if patch_on:  # auxiliary, not in the paper: see Config.w_patch
         P_ = out["patch"].reshape(BV, 3, P, P).detach()
         terms["patch"] = pixel_loss(P_, out["patch_recon"].reshape(BV, 3, P, P), red)
         total = total + cfg.w_patch * terms["patch"]
     if cfg.use_perceptual_loss and perceptual is not None:
         terms["perceptual"] = perceptual_loss(perceptual, I, recon, red)
         total = total + cfg.w_perceptual * terms["perceptual"]
+
+    if cfg.w_box_prior > 0:  # not in the paper: see Config.w_box_prior
+        bg = batch["backgrounds"].reshape(BV, 3, H, W)
+        target_box = foreground_box(I, bg, cfg.box_prior_threshold, cfg.box_prior_margin)
+        terms["box_prior"] = box_prior_loss(out["box"].reshape(BV, 4), target_box)
+        total = total + cfg.w_box_prior * terms["box_prior"]
 
     kw = keypoint_weight(cfg, step)
     if kw > 0:
@@ -183,7 +255,7 @@ def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: i
         x_hat = out["kp2d_reproj_patch"].reshape(BV, -1, 2)
         need_target = cfg.use_mask_loss or cfg.use_coverage_loss
         target = mask_target(cfg, out, batch) if need_target else None
-        sigma_px = cfg.sigma * P / 2
+        sigma_px = sigma_at(cfg, step) * P / 2
         if cfg.use_mask_loss:
             terms["mask"] = mask_loss(out["mask_from_kp"].reshape(BV, 1, P, P), target, red)
             total = total + kw * cfg.w_mask * terms["mask"]

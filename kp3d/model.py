@@ -60,7 +60,8 @@ class KeypointModel(nn.Module):
         recon             (B, V, 3, H, W)  blended reconstruction I~ (Eq. 2)
         mask              (B, V, 1, H, W)  M, the mask un-cropped to the full frame
         latent            (B, V, D)        Xi
-    and, when ``keypoints`` is True (skipped in the reconstruction-only warm-up to save time):
+    ``sigma`` (optional, [-1, 1] patch units) replaces ``cfg.sigma`` in the mask decoder's Gaussians.
+    And, when ``keypoints`` is True (skipped in the reconstruction-only warm-up to save time):
         kp2d_patch        (B, V, N, 2)     soft-argmax keypoints x, patch pixels
         kp2d              (B, V, N, 2)     the same in full-image pixels
         K_patch           (B, V, 3, 3)     crop intrinsics K_p (Eq. 6)
@@ -88,12 +89,14 @@ class KeypointModel(nn.Module):
         """Gaussian std in patch pixels (``cfg.sigma`` is in normalised [-1, 1] patch units)."""
         return self.cfg.sigma * self.cfg.patch_size / 2
 
-    def heatmaps(self, x_patch: torch.Tensor) -> torch.Tensor:
-        """Gaussian maps at patch-pixel keypoints: (..., N, 2) -> (..., N, P, P)."""
+    def heatmaps(self, x_patch: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+        """Gaussian maps at patch-pixel keypoints: (..., N, 2) -> (..., N, P, P); ``sigma`` in [-1, 1]
+        patch units overrides ``cfg.sigma`` (the training anneal, ``kp3d.losses.sigma_at``)."""
         P = self.cfg.patch_size
-        return geometry.gaussian_heatmaps(x_patch, (P, P), self.sigma_px)
+        return geometry.gaussian_heatmaps(x_patch, (P, P), self.sigma_px if sigma is None else sigma * P / 2)
 
-    def forward(self, images, backgrounds, K, R, t, keypoints: bool = True) -> dict[str, torch.Tensor]:
+    def forward(self, images, backgrounds, K, R, t, keypoints: bool = True,
+                sigma: float | None = None) -> dict[str, torch.Tensor]:
         if images.ndim != 5 or images.shape[2] != 3:
             raise ValueError(f"images: expected (B, V, 3, H, W), got {tuple(images.shape)}")
         B, V, _, H, W = images.shape
@@ -138,7 +141,7 @@ class KeypointModel(nn.Module):
                 x_hat = geometry.project(Pm.view(B, V, 3, 4), X, validate=False).reshape(BV, N, 2)
                 kp2d = geometry.patch_to_image(x, box_kp, P, (H, W))
                 kp2d_reproj = geometry.patch_to_image(x_hat, box_kp, P, (H, W))
-                M_tilde = self.mask_decoder(self.heatmaps(x_hat))
+                M_tilde = self.mask_decoder(self.heatmaps(x_hat, sigma))
             out.update({
                 "kp2d_patch": x, "kp2d": kp2d, "K_patch": K_p, "kp3d": X,
                 "kp2d_reproj_patch": x_hat, "kp2d_reproj": kp2d_reproj, "mask_from_kp": M_tilde,

@@ -10,6 +10,10 @@ Every notebook has ``PROFILE = "cpu-demo"`` in its ``parameters`` cell and then 
 :func:`resolve_profile`, so the environment variable ``KP3D_PROFILE`` (set by the tests) wins over
 the literal, and papermill's ``-p PROFILE ...`` wins over the literal when the variable is unset.
 
+The notebooks also take ``DATA`` ("synthetic", "h36m:/root", "3dhp:/root" or "rig:/folder", a
+user's own calibrated cameras, docs/own_rig.md) and ``CALIBRATION`` (rig only; "" = the file inside
+the rig folder); :func:`data_config` turns profile + data into the training configuration.
+
 Example:
     >>> from kp3d.profiles import resolve_profile
     >>> resolve_profile("smoke")
@@ -72,3 +76,34 @@ def output_dir(*parts: str, create: bool = True) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def data_config(profile: str, data: str = "synthetic", calibration: str = "", **overrides):
+    """The :class:`kp3d.config.Config` of ``profile`` trained on ``data`` (what the notebooks use).
+
+    ``get_config(profile, data=data, calibration=calibration, **overrides)``, except that a rig
+    (``data="rig:PATH"``) trains on all its cameras: ``views`` becomes ``(0, ..., V-1)`` for its V
+    calibrated cameras unless ``overrides`` sets ``views`` (as ``kp3d-train --data rig:PATH`` does).
+    The profile's default of 4 views fits the synthetic set, Human3.6M and 3DHP.
+
+    Args:
+        profile: a profile name (:data:`PROFILES`).
+        data: "synthetic", "h36m:/root", "3dhp:/root" or "rig:/folder".
+        calibration: rig only: the calibration file; "" = the one inside the rig folder. With
+            another data set a non-empty calibration raises (it would be ignored).
+        overrides: any Config field.
+
+    Example:
+        >>> data_config("smoke").views
+        (0, 1, 2, 3)
+    """
+    from data_utils.datasets import check_calibration, data_views
+    from kp3d.config import get_config
+
+    check_profile(profile)
+    calibration = check_calibration(data, calibration) or ""
+    if "views" not in overrides:
+        views = data_views(data, calibration or None)
+        if views is not None:
+            overrides["views"] = views
+    return get_config(profile, data=data, calibration=calibration, **overrides)

@@ -47,9 +47,20 @@ def _write_report(run_dir: Path, stages: dict, profile: str) -> Path:
     total = sum(st.get("seconds", 0.0) for st in stages["stages"].values())
     lines += ["", f"Total notebook time: {total:.1f} s", ""]
     for name in stages["stages"]:
-        results = run_dir / Path(name).stem / "results.json"
+        stage_dir = run_dir / Path(name).stem
+        results = stage_dir / "results.json"
+        tables = sorted(stage_dir.glob("*.md")) if stage_dir.is_dir() else []
+        figures = sorted(stage_dir.glob("*.png")) if stage_dir.is_dir() else []
+        if not (results.exists() or tables or figures):
+            continue
+        lines += [f"## {name}", ""]
+        for table in tables:  # e.g. notebook 05's results beside the paper's (SPEC section 4)
+            lines += [table.read_text().strip(), ""]
+        lines += [f"![{fig.stem}]({fig.relative_to(run_dir).as_posix()})" for fig in figures]
+        if figures:
+            lines.append("")
         if results.exists():
-            lines += [f"## {name}", "", "```json", results.read_text().strip(), "```", ""]
+            lines += ["```json", results.read_text().strip(), "```", ""]
     path = run_dir / "REPORT.md"
     path.write_text("\n".join(lines))
     return path

@@ -40,7 +40,7 @@ from kp3d import checkpoint as ckpt_io
 from kp3d.config import Config
 from kp3d.diagnostics import compute_diagnostics
 from kp3d.distributed import DistInfo, ResumableSampler, broadcast_object, cleanup, gather_objects, init_distributed
-from kp3d.losses import LOSS_NAMES, compute_losses, keypoint_weight
+from kp3d.losses import LOSS_NAMES, compute_losses, keypoint_weight, sigma_at
 from kp3d.model import KeypointModel
 from kp3d.perceptual import build_perceptual
 from kp3d.profiles import output_dir
@@ -335,7 +335,8 @@ def _train(cfg: Config, run_dir, resume: bool, progress: bool, dataset, info: Di
         batch = to_device(select_views(batch, cfg.views), dev)
         kw = keypoint_weight(cfg, step)
         with autocast(cfg, dev):
-            out = net(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"], keypoints=kw > 0)
+            out = net(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"], keypoints=kw > 0,
+                      sigma=sigma_at(cfg, step))
             losses = compute_losses(cfg, out, batch, perceptual, step)
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()

@@ -10,8 +10,8 @@ import torchvision
 from fakes import FakeMultiView
 from kp3d.config import get_config
 from kp3d.diagnostics import compute_diagnostics, fraction_inside, mask_iou, mean_pairwise_distance
-from kp3d.losses import (centering_loss, compute_losses, coverage_loss, keypoint_weight, mask_loss, mask_target,
-                         perceptual_loss, pixel_loss)
+from kp3d.losses import (box_prior_loss, centering_loss, compute_losses, coverage_loss, foreground_box,
+                         keypoint_weight, mask_loss, mask_target, perceptual_loss, pixel_loss, sigma_at)
 from kp3d.model import KeypointModel
 from kp3d.perceptual import PerceptualFeatures, build_perceptual
 
@@ -150,6 +150,63 @@ def test_bad_loss_inputs():
         mask_loss(torch.rand(1, 1, 2, 2), torch.rand(1, 1, 2, 2), "median")
     with pytest.raises(ValueError, match="mask_target"):
         get_config("smoke", mask_target="nope")
+
+
+# --- box prior (Config.w_box_prior) --------------------------------------------------------------
+def test_foreground_box_fits_the_changed_pixels():
+    bg = torch.rand(3, 3, 64, 64) * 0.5
+    img = bg.clone()
+    img[0, :, 10:50, 20:30] += 0.4  # a tall person left of centre: side from the height
+    img[1, :, 40:48, 8:40] += 0.4  # a wide one, low: side from the width
+    img[2] += 0.01 * torch.randn(3, 64, 64)  # noise only: below the threshold, the fallback box
+    box = foreground_box(img, bg, margin=1.0)
+    assert box.shape == (3, 4) and not box.requires_grad
+    # pixel i spans normalised [2i/64 - 1, 2(i+1)/64 - 1]: rows 10..49 -> side 40/64, centre (10+50)/64 - 1
+    torch.testing.assert_close(box[0], torch.tensor([40 / 64, 40 / 64, 50 / 64 - 1, 60 / 64 - 1]))
+    torch.testing.assert_close(box[1], torch.tensor([32 / 64, 32 / 64, 48 / 64 - 1, 88 / 64 - 1]))
+    torch.testing.assert_close(box[2], torch.tensor([0.75, 0.75, 0.0, 0.0]))
+    # margin scales the side; a few noisy pixels far away do not move the box (1% quantiles)
+    img[0, :, 2, 60] += 0.5
+    wide = foreground_box(img, bg, margin=1.2)
+    torch.testing.assert_close(wide[0], torch.tensor([48 / 64, 48 / 64, 50 / 64 - 1, 60 / 64 - 1]))
+
+
+def test_box_prior_in_compute_losses(batch):
+    cfg = get_config("smoke", amp="none", w_box_prior=2.0)
+    out, l = _run(cfg, batch, step=0)
+    assert l["box_prior"] > 0 and torch.isclose(l["total"], l["pixel"] + 2.0 * l["box_prior"])
+    # the prior reaches the detector only
+    cfg0 = cfg.replace(w_box_prior=0.0)
+    assert _run(cfg0, batch, step=0)[1]["box_prior"] == 0
+    torch.manual_seed(0)
+    model = KeypointModel(cfg)
+    out = model(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"], keypoints=False)
+    box_prior_loss(out["box"].reshape(-1, 4), torch.zeros(out["box"].shape[0] * out["box"].shape[1], 4)).backward()
+    assert model.detector.head.weight.grad.abs().sum() > 0 and model.encoder.proj.weight.grad is None
+
+
+def test_sigma_anneal(batch):
+    cfg = get_config("smoke", amp="none", warmup_iters=10, sigma=0.1, sigma_start=0.4, sigma_anneal_iters=20)
+    assert sigma_at(cfg, 0) == pytest.approx(0.4) and sigma_at(cfg, 10) == pytest.approx(0.4)
+    assert sigma_at(cfg, 20) == pytest.approx(0.2)  # geometric: halfway in log
+    assert sigma_at(cfg, 30) == pytest.approx(0.1) and sigma_at(cfg, 10**6) == pytest.approx(0.1)
+    assert sigma_at(cfg.replace(sigma_start=0.0), 15) == 0.1
+    # the model's Gaussians follow the sigma it is given; wider ones cover more of the patch
+    torch.manual_seed(0)
+    model = KeypointModel(cfg)
+    x = torch.full((1, 1, 2), 15.5)
+    assert model.heatmaps(x, 0.4).sum() > 10 * model.heatmaps(x).sum()
+    with pytest.raises(ValueError, match="sigma_anneal_iters"):
+        get_config("smoke", sigma_start=0.3, sigma_anneal_iters=0)
+    with pytest.raises(ValueError, match="box prior"):
+        get_config("smoke", box_prior_threshold=1.5)
+
+
+def test_box_prior_bad_input():
+    with pytest.raises(ValueError, match="backgrounds"):
+        foreground_box(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))
+    with pytest.raises(ValueError, match="box_prior_loss"):
+        box_prior_loss(torch.rand(2, 4), torch.rand(2, 3))
 
 
 # --- diagnostics ---------------------------------------------------------------------------------

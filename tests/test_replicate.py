@@ -25,7 +25,9 @@ def notebooks(tmp_path):
     write_nb(d / "01_first.ipynb", (
         "import json\nfrom kp3d.profiles import output_dir, resolve_profile\n"
         "PROFILE = resolve_profile(PROFILE)\n"
-        "(output_dir('01_first') / 'results.json').write_text(json.dumps({'profile': PROFILE, 'value': VALUE}))"
+        "(output_dir('01_first') / 'results.json').write_text(json.dumps({'profile': PROFILE, 'value': VALUE}))\n"
+        "(output_dir('01_first') / 'metrics.md').write_text('| setting | ours | paper |\\n|---|---|---|\\n| MV MLP | 99.0 | 73.8 |')\n"
+        "(output_dir('01_first') / 'keypoints.png').write_bytes(b'png')"
     ))
     write_nb(d / "02_second.ipynb", "x = VALUE * 2")
     return d
@@ -38,6 +40,9 @@ def test_parameters_reach_notebooks_and_stages_are_reused(tmp_path, notebooks):
     res = json.loads((run_dir / "01_first" / "results.json").read_text())
     assert res == {"profile": "smoke", "value": 7}
     assert (run_dir / "01_first.ipynb").exists() and (run_dir / "REPORT.md").exists()
+    report = (run_dir / "REPORT.md").read_text()
+    assert "| MV MLP | 99.0 | 73.8 |" in report and "![keypoints](01_first/keypoints.png)" in report
+    assert '"value": 7' in report and "| 02_second.ipynb | done |" in report
     stages = json.loads((run_dir / "stages.json").read_text())
     assert [s["status"] for s in stages["stages"].values()] == ["done", "done"]
     logs.clear()

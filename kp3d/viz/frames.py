@@ -81,11 +81,13 @@ class MultiViewFrameBrowser:
         return self.fig
 
 
-def plot_background_convergence(curves: dict, ax=None):
+def plot_background_convergence(curves: dict, ax=None, reference: str = "true background"):
     """Background PSNR against the number of frames in the median.
 
     Args:
         curves: label -> dict(counts (K,), psnr (K,)) as returned by ``data_utils.background.convergence``.
+        reference: what the PSNR is measured against (the y label), e.g. "median of all frames" on a
+            rig without an empty-scene image (``data_utils.datasets.view_sequence``).
     Returns:
         the matplotlib figure.
     """
@@ -97,7 +99,7 @@ def plot_background_convergence(curves: dict, ax=None):
         ax.plot(c["counts"], c["psnr"], "o-", label=label)
     ax.set_xscale("log")
     ax.set_xlabel("frames in the median")
-    ax.set_ylabel("PSNR vs true background (dB)")
+    ax.set_ylabel(f"PSNR vs {reference} (dB)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return ax.figure
