@@ -53,7 +53,15 @@ class Config:
     patch_size: int = 128  # crop resolution P; must be a multiple of 8 (the decoders start at P/8)
     detector: str = "resnet18"  # detector S backbone, on the image downsampled by detector_downsample
     detector_downsample: int = 4
+    detector_pool: str = "avg"  # "avg": the backbone's global average pool (a standard ResNet; paper
+    #   silent). "flatten": the last feature map flattened into the box head. Why: a globally pooled
+    #   map barely says WHERE the person is; docs/recipe.md measured the tiny CPU detector's centre
+    #   12 patch px off the person with "avg" although its box prior target was within 5.
     encoder: str = "resnet50"  # encoder E backbone ("tiny" is a 4-layer CNN for tests)
+    encoder_pool: str = "avg"  # "avg": global average pool before the linear map to Xi; "flatten": the
+    #   last feature map flattened (the paper calls Xi "a feature map of size 729" without saying
+    #   whether it is pooled). Why "flatten" exists: the keypoint head reads only Xi, so Xi must say
+    #   where the body parts are in the patch, which a global pool blurs.
     latent_dim: int = 729  # size of Xi: 729 on H36M, 1029 on 3DHP (S.1.1); pooled features -> linear
     decoder_channels: tuple = (256, 128, 64, 32)  # Table S1: 256x(P/8)^2 -> 128 -> 64 -> 32 channels
     decoder_convs_per_block: int = 3  # Table S1: three conv3x3+ReLU per upsampling block
@@ -164,6 +172,9 @@ class Config:
         for name in ("encoder", "detector"):
             if getattr(self, name) not in BACKBONES:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {BACKBONES}")
+        for name in ("detector_pool", "encoder_pool"):
+            if getattr(self, name) not in ("avg", "flatten"):
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected 'avg' or 'flatten'")
         if self.mask_target not in MASK_TARGETS:
             raise ValueError(f"mask_target={self.mask_target!r}: expected one of {MASK_TARGETS}")
         if self.loss_reduction not in LOSS_REDUCTIONS:
@@ -227,7 +238,7 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         mask_decoder_last_init_std=1e-3, use_perceptual_loss=False,
         w_patch=0.5, patch_loss_warmup_only=True, keypoint_box_grad=False, keypoint_ramp_iters=500,
         keypoint_encoder_grad=False, centering_keypoints_only=True, w_box_prior=1.0,
-        sigma_start=0.3, sigma_anneal_iters=2000,
+        sigma_start=0.3, sigma_anneal_iters=2000, detector_pool="flatten", detector_downsample=2,
         num_workers=0, log_every=50, ckpt_every=500,
     ),
     # Tests and CI: a few iterations in seconds.

@@ -67,6 +67,7 @@ __all__ = [
     "find_export",
     "prepare_export",
     "missing_labels",
+    "fresh_run_figures",
     "same_data",
     "plot_fraction_curves",
     "main",
@@ -560,6 +561,30 @@ def find_export(search_dirs=None) -> Path | None:
                 return Path(named)
     found = [p for d in dirs if d.is_dir() for p in d.rglob("*.npz") if not p.name.endswith(".tmp.npz")]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def fresh_run_figures(probe_cfg=None, search_dirs=None) -> dict | None:
+    """Ridge and MLP probes (100 % labels) of notebook 04's export, for reporting a fresh run beside
+    the shipped model; None when notebook 04 has not exported or its data has no 3D labels.
+
+    Returns:
+        dict(export, mean_pose, ridge, mlp: {mpjpe, n_mpjpe, p_mpjpe} in mm, ridge_ratio, mlp_ratio).
+    """
+    from kp3d.discovery_check import probe_figures
+    from kp3d.export import load_export
+
+    path = find_export(search_dirs)
+    if path is None:
+        return None
+    ex = load_export(path)
+    if missing_labels(ex) is not None:
+        return None
+    fig = probe_figures(ex, probe_cfg=probe_cfg)
+    out = {"export": str(path)}
+    for k in ("mean_pose", "ridge", "mlp"):
+        out[k] = {m: round(float(fig[k][m]), 2) for m in ("mpjpe", "n_mpjpe", "p_mpjpe") if m in fig[k]}
+    out.update(ridge_ratio=round(float(fig["ridge_ratio"]), 3), mlp_ratio=round(float(fig["mlp_ratio"]), 3))
+    return out
 
 
 def missing_labels(export: dict) -> str | None:

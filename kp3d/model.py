@@ -75,8 +75,9 @@ class KeypointModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         P = cfg.patch_size
-        self.detector = Detector(cfg.detector, cfg.detector_downsample, cfg.box_init_scale, cfg.box_min_scale)
-        self.encoder = Encoder(cfg.encoder, cfg.latent_dim)
+        self.detector = Detector(cfg.detector, cfg.detector_downsample, cfg.box_init_scale, cfg.box_min_scale,
+                                 cfg.detector_pool, cfg.image_size)
+        self.encoder = Encoder(cfg.encoder, cfg.latent_dim, cfg.encoder_pool, cfg.patch_size)
         self.image_decoder = Decoder(cfg.latent_dim, 4, P, cfg.decoder_channels, cfg.decoder_convs_per_block, cfg.decoder_dropout)
         self.keypoint_head = Decoder(cfg.latent_dim, cfg.n_keypoints, P, cfg.decoder_channels, cfg.decoder_convs_per_block, cfg.decoder_dropout)
         self.mask_decoder = MaskDecoder(cfg.n_keypoints, cfg.mask_decoder_last_init_std)

@@ -30,7 +30,8 @@ class Backbone(nn.Module):
 
     ``name``: "resnet18" / "resnet34" / "resnet50" (torchvision, ``weights=None``: the method is
     unsupervised and nothing is downloaded) or "tiny" (4 strided conv3x3+ReLU, 16->128 channels; for
-    tests and smoke runs).
+    tests and smoke runs). ``pool``: "avg" = global average pool of the last feature map (a standard
+    ResNet), "flatten" = the map flattened, keeping where things are (needs ``input_size``).
 
     Args (forward):
         x: (B, 3, H, W) float, any H, W >= 16.
@@ -38,36 +39,56 @@ class Backbone(nn.Module):
         (B, self.out_dim) float.
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, pool: str = "avg", input_size: int | None = None):
         super().__init__()
-        self.name = name
+        self.name, self.pool = name, pool
+        if pool not in ("avg", "flatten"):
+            raise ValueError(f"pool={pool!r}: expected 'avg' or 'flatten'")
+        if pool == "flatten" and not input_size:
+            raise ValueError("pool='flatten' needs input_size (the side of the square input) to size the output")
         if name == "tiny":
             chans = [3, 16, 32, 64, 128]
             layers: list[nn.Module] = []
             for cin, cout in zip(chans[:-1], chans[1:]):
                 layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
             self.body = nn.Sequential(*layers)
-            self.out_dim = chans[-1]
+            stride, width = 16, chans[-1]
         elif name in ("resnet18", "resnet34", "resnet50"):
             net = getattr(torchvision.models, name)(weights=None)
-            self.out_dim = net.fc.in_features
-            net.fc = nn.Identity()  # keep the global average pool, drop the ImageNet classifier
+            stride, width = 32, net.fc.in_features
+            net.fc = nn.Identity()  # drop the ImageNet classifier
+            net.avgpool = nn.Identity()  # pooled (or not) in forward, see ``pool``
             self.body = net
         else:
             raise ValueError(f"backbone {name!r}: expected 'tiny', 'resnet18', 'resnet34' or 'resnet50'")
+        self.width = width
+        if pool == "avg":
+            self.out_dim = width
+        else:
+            side = -(-int(input_size) // stride)  # ceil: stride-2 convs with padding round up
+            self.out_dim = width * side * side
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check(x, "x", 4, "(B, 3, H, W)")
-        y = self.body(x)
-        if y.ndim == 4:  # "tiny" ends with a feature map
-            y = y.mean(dim=(2, 3))
+        if self.name == "tiny":
+            y = self.body(x)
+        else:  # torchvision's ResNet.forward flattens after avgpool; run the trunk to keep the map
+            b = self.body
+            y = b.layer4(b.layer3(b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(x))))))))
+        if self.pool == "avg":
+            return y.mean(dim=(2, 3))
+        y = y.flatten(1)
+        if y.shape[1] != self.out_dim:
+            raise ValueError(f"x: input of {tuple(x.shape[-2:])} px gives {y.shape[1]} flattened features, the "
+                             f"backbone was built for {self.out_dim}: feed the input size it was built with")
         return y
 
 
 class Detector(nn.Module):
     """Spatial-transformer detector S: image -> box (s_x, s_y, u_x, u_y) in normalised [-1, 1] units.
 
-    The backbone sees the image downsampled by ``downsample`` (4x in the paper). Scales are squashed
+    The backbone sees the image downsampled by ``downsample`` (4x in the paper); ``pool`` is its
+    pooling ("flatten" needs ``image_size``, the full image side). Scales are squashed
     into [min_scale, 1] with a sigmoid and centres into (-1, 1) with tanh, so every box lies inside
     the frame's scale range. The head starts at a centred box of side ``init_scale`` (small weights,
     bias set to the inverse squash): training starts from a sensible crop instead of a random one.
@@ -78,13 +99,15 @@ class Detector(nn.Module):
         box: (B, 4) float, (s_x, s_y, u_x, u_y).
     """
 
-    def __init__(self, backbone: str = "resnet18", downsample: int = 4, init_scale: float = 0.75, min_scale: float = 0.1):
+    def __init__(self, backbone: str = "resnet18", downsample: int = 4, init_scale: float = 0.75, min_scale: float = 0.1,
+                 pool: str = "avg", image_size: int | None = None):
         super().__init__()
         if not (min_scale < init_scale <= 1.0):
             raise ValueError(f"init_scale={init_scale}: expected min_scale ({min_scale}) < init_scale <= 1")
         self.downsample = int(downsample)
         self.min_scale = float(min_scale)
-        self.backbone = Backbone(backbone)
+        input_size = -(-int(image_size) // self.downsample) if image_size else None
+        self.backbone = Backbone(backbone, pool, input_size)
         self.head = nn.Linear(self.backbone.out_dim, 4)
         nn.init.normal_(self.head.weight, std=1e-3)
         p = (min(init_scale, 0.999) - min_scale) / (1.0 - min_scale)
@@ -103,8 +126,8 @@ class Detector(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Encoder E: patch -> latent Xi (ResNet50 in the paper; pooled features, then a linear map to
-    ``latent_dim`` = 729 on H36M, S.1.1).
+    """Encoder E: patch -> latent Xi (ResNet50 in the paper; its features, average-pooled or
+    flattened per ``pool``, then a linear map to ``latent_dim`` = 729 on H36M, S.1.1).
 
     Args (forward):
         patch: (B, 3, P, P) float.
@@ -112,9 +135,9 @@ class Encoder(nn.Module):
         (B, latent_dim) float.
     """
 
-    def __init__(self, backbone: str = "resnet50", latent_dim: int = 729):
+    def __init__(self, backbone: str = "resnet50", latent_dim: int = 729, pool: str = "avg", patch_size: int | None = None):
         super().__init__()
-        self.backbone = Backbone(backbone)
+        self.backbone = Backbone(backbone, pool, patch_size)
         self.proj = nn.Linear(self.backbone.out_dim, latent_dim)
 
     def forward(self, patch: torch.Tensor) -> torch.Tensor:

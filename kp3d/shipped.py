@@ -67,3 +67,61 @@ def shipped_export(out_dir: str | Path, max_frames: int | None = 200, progress: 
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     return export(shipped_checkpoint(), out, max_frames=max_frames, progress=progress, device="cpu")
+
+
+def close_pairs(export: dict, close_px: float = 2.0, split: str = "test") -> int:
+    """How many keypoint pairs lie within ``close_px`` patch pixels of each other on most (> 50%) of
+    the (frame, view) pairs of ``split``: duplicates that a collapse would multiply."""
+    import numpy as np
+    import torch
+
+    from kp3d.discovery_check import _config
+    from kp3d.geometry import image_to_patch
+
+    cfg = _config(export)
+    rows = np.flatnonzero(np.asarray(export["split"]) == split)
+    kp = torch.tensor(np.asarray(export["kp2d_reproj"])[rows], dtype=torch.float64)
+    T, V, N, _ = kp.shape
+    box = torch.tensor(np.asarray(export["boxes"])[rows], dtype=torch.float64).reshape(T * V, 4)
+    H = int(cfg.get("image_size", 128))
+    kp = image_to_patch(kp.reshape(T * V, N, 2), box, int(cfg.get("patch_size", 64)), (H, H))
+    d = torch.cdist(kp, kp)  # (TV, N, N)
+    iu = torch.triu_indices(N, N, 1)
+    frac = (d[:, iu[0], iu[1]] < close_px).double().mean(0)
+    return int((frac > 0.5).sum())
+
+
+def measure_fresh(out_dir: str | Path, frames_per_subject: int = 120, checkpoint: str | Path | None = None) -> dict:
+    """Render a fresh cpu-demo synthetic set (``frames_per_subject`` per subject, into the current
+    cache folder), export the model on it and measure the recipe issue's figures
+    (:func:`kp3d.discovery_check.check_discovery`, probes trained on the training subjects).
+
+    Returns:
+        dict(spread_ratio, close_pairs, in_gt_mask, limb_reach {joint: fraction}, limb_reach_mean,
+        mean_pose_mpjpe, ridge/mlp {mpjpe, n_mpjpe, p_mpjpe}, ridge_ratio, mlp_ratio, frames_per_subject).
+    """
+    import numpy as np
+
+    from data_utils.datasets import SyntheticDataset
+    from data_utils.synthetic import SyntheticConfig
+    from kp3d.discovery_check import check_discovery
+    from kp3d.export import export, load_export
+
+    cfg = SyntheticConfig.for_profile("cpu-demo", frames_per_subject=frames_per_subject)
+    datasets = {split: SyntheticDataset(cfg, split, progress=False) for split in ("train", "test")}
+    out = Path(out_dir) / "fresh_export.npz"
+    export(checkpoint or shipped_checkpoint(), out, datasets=datasets, device="cpu", progress=False,
+           mask_downsample=2, overwrite=True)
+    ex = load_export(out)
+    res = check_discovery(ex)
+    g, p = res["geometry"], res["probes"]
+    return {
+        "spread_ratio": round(g["spread_ratio"], 3), "close_pairs": close_pairs(ex),
+        "in_gt_mask": round(g["in_gt_mask"], 3), "limb_reach": {k: round(v, 3) for k, v in g["limb_reach"].items()},
+        "limb_reach_mean": round(float(np.mean(list(g["limb_reach"].values()))), 3),
+        "mean_pose_mpjpe": round(p["mean_pose"]["mpjpe"], 1),
+        "ridge": {k: round(float(v), 1) for k, v in p["ridge"].items()},
+        "mlp": {k: round(float(v), 1) for k, v in p["mlp"].items()},
+        "ridge_ratio": round(p["ridge_ratio"], 3), "mlp_ratio": round(p["mlp_ratio"], 3),
+        "frames_per_subject": frames_per_subject,
+    }

@@ -150,6 +150,8 @@ def test_bad_loss_inputs():
         mask_loss(torch.rand(1, 1, 2, 2), torch.rand(1, 1, 2, 2), "median")
     with pytest.raises(ValueError, match="mask_target"):
         get_config("smoke", mask_target="nope")
+    with pytest.raises(ValueError, match="encoder_pool"):
+        get_config("smoke", encoder_pool="max")
 
 
 # --- box prior (Config.w_box_prior) --------------------------------------------------------------

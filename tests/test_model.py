@@ -35,6 +35,27 @@ def test_backbone_shape(name, dim):
     assert Backbone(name)(torch.rand(2, 3, 32, 32)).shape == (2, dim)
 
 
+@pytest.mark.parametrize("name,side,dim", [("tiny", 64, 128 * 4 * 4), ("tiny", 40, 128 * 3 * 3), ("resnet18", 64, 512 * 2 * 2)])
+def test_backbone_flatten_keeps_the_layout(name, side, dim):
+    b = Backbone(name, pool="flatten", input_size=side)
+    assert b.out_dim == dim and b(torch.rand(2, 3, side, side)).shape == (2, dim)
+    # the same content at another place gives other features (a global average barely changes)
+    x = torch.zeros(1, 3, side, side)
+    x[..., 4:12, 4:12] = 1.0
+    moved = torch.roll(x, shifts=(side // 2, side // 2), dims=(-2, -1))
+    flat = (b(x) - b(moved)).norm() / b(x).norm()
+    avg = Backbone(name)
+    avg.load_state_dict(b.state_dict())
+    pooled = (avg(x) - avg(moved)).norm() / avg(x).norm()
+    assert flat > 2 * pooled
+    with pytest.raises(ValueError, match="input size"):
+        b(torch.rand(1, 3, side + 32, side + 32))
+    with pytest.raises(ValueError, match="input_size"):
+        Backbone(name, pool="flatten")
+    with pytest.raises(ValueError, match="pool"):
+        Backbone(name, pool="max")
+
+
 def test_detector_shape_range_and_init():
     det = Detector("tiny", downsample=4, init_scale=0.75, min_scale=0.1)
     box = det(torch.rand(3, 3, 64, 64))
