@@ -27,8 +27,12 @@ def meta():
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory, meta):
+    threads = torch.get_num_threads()
     torch.set_num_threads(2)
-    return measure_fresh(tmp_path_factory.mktemp("shipped"), meta["fresh_figures"]["frames_per_subject"])
+    try:
+        return measure_fresh(tmp_path_factory.mktemp("shipped"), meta["fresh_figures"]["frames_per_subject"])
+    finally:  # the other test modules run with the thread count they chose
+        torch.set_num_threads(threads)
 
 
 def test_checkpoint_is_small_and_documented(meta):
