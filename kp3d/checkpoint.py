@@ -14,7 +14,7 @@ Layout inside a run dir: ``checkpoints/step_XXXXXXX.pt`` and ``checkpoints/last.
 A *compact* checkpoint (:func:`save_compact`) holds only what inference needs: the model's weights,
 large matrices stored as int8 with one float32 scale per output channel, everything else float32,
 plus the config, the step and free-form ``meta`` (e.g. the data set version). It is how a trained
-model ships inside the repository (``kp3d/data/checkpoints``); :func:`load_model` reads both kinds.
+model ships inside the repository (``kp3d/checkpoints``, :mod:`kp3d.shipped`); :func:`load_model` reads both kinds.
 
 Example:
     >>> from kp3d.checkpoint import load_model

@@ -90,6 +90,7 @@ def geometry_figures(export: dict, split: str = "test", bar: DiscoveryBar = Disc
         "spread_px_patch": float(pair.mean()),
         "person_height_px_patch": float(height_patch.mean()),
         "close_pair_frac": float(close_frac.max()),
+        "close_pairs": int((close_frac > bar.max_close_pair_frac).sum()),  # pairs together on most views
     }
     if "kp_reproj_in_gt_mask" in export:
         out["in_gt_mask"] = float(np.asarray(export["kp_reproj_in_gt_mask"])[rows].mean())

@@ -233,8 +233,8 @@ def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: i
     terms = {name: zero for name in LOSS_NAMES}
     terms["pixel"] = pixel_loss(I, recon, red)
     total = terms["pixel"]
-    patch_on = cfg.w_patch > 0 and not (cfg.patch_loss_warmup_only and keypoint_weight(cfg, step) > 0)
-    if patch_on:  # auxiliary, not in the paper: see Config.w_patch
+    kw = keypoint_weight(cfg, step)
+    if cfg.w_patch > 0 and not (cfg.patch_loss_warmup_only and kw > 0):  # auxiliary, not in the paper: see Config.w_patch
         P_ = out["patch"].reshape(BV, 3, P, P).detach()
         terms["patch"] = pixel_loss(P_, out["patch_recon"].reshape(BV, 3, P, P), red)
         total = total + cfg.w_patch * terms["patch"]
@@ -248,7 +248,6 @@ def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: i
         terms["box_prior"] = box_prior_loss(out["box"].reshape(BV, 4), target_box)
         total = total + cfg.w_box_prior * terms["box_prior"]
 
-    kw = keypoint_weight(cfg, step)
     if kw > 0:
         if "kp2d_reproj_patch" not in out:
             raise ValueError("compute_losses: keypoint losses are on but the model ran with keypoints=False")

@@ -69,28 +69,6 @@ def shipped_export(out_dir: str | Path, max_frames: int | None = 200, progress: 
     return export(shipped_checkpoint(), out, max_frames=max_frames, progress=progress, device="cpu")
 
 
-def close_pairs(export: dict, close_px: float = 2.0, split: str = "test") -> int:
-    """How many keypoint pairs lie within ``close_px`` patch pixels of each other on most (> 50%) of
-    the (frame, view) pairs of ``split``: duplicates that a collapse would multiply."""
-    import numpy as np
-    import torch
-
-    from kp3d.discovery_check import _config
-    from kp3d.geometry import image_to_patch
-
-    cfg = _config(export)
-    rows = np.flatnonzero(np.asarray(export["split"]) == split)
-    kp = torch.tensor(np.asarray(export["kp2d_reproj"])[rows], dtype=torch.float64)
-    T, V, N, _ = kp.shape
-    box = torch.tensor(np.asarray(export["boxes"])[rows], dtype=torch.float64).reshape(T * V, 4)
-    H = int(cfg.get("image_size", 128))
-    kp = image_to_patch(kp.reshape(T * V, N, 2), box, int(cfg.get("patch_size", 64)), (H, H))
-    d = torch.cdist(kp, kp)  # (TV, N, N)
-    iu = torch.triu_indices(N, N, 1)
-    frac = (d[:, iu[0], iu[1]] < close_px).double().mean(0)
-    return int((frac > 0.5).sum())
-
-
 def measure_fresh(out_dir: str | Path, frames_per_subject: int = 120, checkpoint: str | Path | None = None) -> dict:
     """Render a fresh cpu-demo synthetic set (``frames_per_subject`` per subject, into the current
     cache folder), export the model on it and measure the recipe issue's figures
@@ -116,7 +94,7 @@ def measure_fresh(out_dir: str | Path, frames_per_subject: int = 120, checkpoint
     res = check_discovery(ex)
     g, p = res["geometry"], res["probes"]
     return {
-        "spread_ratio": round(g["spread_ratio"], 3), "close_pairs": close_pairs(ex),
+        "spread_ratio": round(g["spread_ratio"], 3), "close_pairs": g["close_pairs"],
         "in_gt_mask": round(g["in_gt_mask"], 3), "limb_reach": {k: round(v, 3) for k, v in g["limb_reach"].items()},
         "limb_reach_mean": round(float(np.mean(list(g["limb_reach"].values()))), 3),
         "mean_pose_mpjpe": round(p["mean_pose"]["mpjpe"], 1),
