@@ -33,6 +33,7 @@ from kp3d.profiles import check_profile
 MASK_TARGETS = ("predicted", "gt", "img-bg")
 BACKBONES = ("tiny", "resnet18", "resnet34", "resnet50")
 LOSS_REDUCTIONS = ("mean", "sum")
+KEYPOINT_ENCODERS = ("shared", "separate")  # Config.keypoint_encoder
 
 
 @dataclass
@@ -111,6 +112,13 @@ class Config:
     w_mask: float = 0.5  # gamma (5.0 on 3DHP)
     w_coverage: float = 0.01  # delta
     w_centering: float = 1.0  # eta
+    w_concentration: float = 0.0  # not in the paper (0 = off): weight of the mean spatial spread of
+    #   each keypoint's softmax map (RMS radius around its soft-argmax, as a fraction of the patch
+    #   side; kp3d.losses.concentration_loss). Why it exists: docs/recipe.md session 3 measured the
+    #   cpu-demo maps nearly flat (RMS spread 14-18 px in a 64 px patch; a uniform map has 26), so
+    #   Eq. 4 returned a weighted centroid of the whole patch that followed where the person stood
+    #   but not how the limbs moved. A concentration term of this kind is common in unsupervised
+    #   2D landmark work; it lets a map sharpen without saying where.
     mask_target: str = "predicted"  # Table 6: "predicted" (M_p, the paper's default), "gt", "img-bg"
     detach_mask_target: bool = True  # paper silent. True: Eq. 11/13 do not push the image decoder's
     #   mask M_p towards the keypoints' mask; M_p is learnt from reconstruction alone (SPEC section 8,
@@ -131,6 +139,15 @@ class Config:
     #   encoder; Xi (and the image decoder's mask M_p) is learnt from reconstruction alone. The paper
     #   back-propagates into the encoder (True). docs/recipe.md: with True, the cpu-demo run's mask
     #   M_p collapsed within 200 steps of the keypoint losses starting (failure mode 4).
+    keypoint_encoder_grad_scale: float = 1.0  # with keypoint_encoder_grad=True and a shared encoder:
+    #   the keypoint losses' gradient into the encoder is multiplied by this (the forward pass is
+    #   unchanged). 1 = the paper. Why it exists: a middle way between the paper's full gradient,
+    #   which collapsed M_p, and none, which leaves Xi blind to what the keypoints need.
+    keypoint_encoder: str = "shared"  # "shared" = the paper: the keypoint head reads Xi of the encoder
+    #   E that the image decoder reads. "separate": the keypoint head reads its own encoder (the same
+    #   backbone, its own weights) which only the keypoint losses train, so they can shape features
+    #   for the keypoints without ever reaching the image decoder's mask M_p (docs/recipe.md, session 3).
+    #   Costs a second encoder pass; keypoint_encoder_grad then applies to that encoder.
     loss_reduction: str = "mean"  # norms of Eq. 10/11 averaged ("mean") or summed ("sum") over pixels
     #   (then averaged over the batch). The paper does not say; with "mean" delta = 0.01 and eta = 1
     #   balance reconstruction as in SPEC section 8 (summing changes the balance by 10^3-10^5).
@@ -172,6 +189,13 @@ class Config:
         for name in ("encoder", "detector"):
             if getattr(self, name) not in BACKBONES:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {BACKBONES}")
+        if self.w_concentration < 0:
+            raise ValueError(f"w_concentration={self.w_concentration}: must be >= 0 (0 turns the term off)")
+        if self.keypoint_encoder not in KEYPOINT_ENCODERS:
+            raise ValueError(f"keypoint_encoder={self.keypoint_encoder!r}: expected one of {KEYPOINT_ENCODERS}")
+        if not 0.0 <= self.keypoint_encoder_grad_scale <= 1.0:
+            raise ValueError(f"keypoint_encoder_grad_scale={self.keypoint_encoder_grad_scale}: expected a number in [0, 1]"
+                             " (0 = no gradient, the same as keypoint_encoder_grad=False)")
         for name in ("detector_pool", "encoder_pool"):
             if getattr(self, name) not in ("avg", "flatten"):
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected 'avg' or 'flatten'")

@@ -13,6 +13,8 @@ on the TEST split:
 - ``ridge_ratio`` / ``mlp_ratio``: MPJPE of a ridge / 2-hidden-layer MLP probe from centred 3D
   keypoints to pelvis-relative joints (world frame, mm), trained on the training split, divided by
   the mean-pose baseline. Bars: <= 0.5 and <= 0.4.
+- ``tracking`` (not a bar; :func:`pose_tracking`): how closely each 3D keypoint follows a fixed
+  blend of joints (R^2), and the ridge probe of ideal left-right-symmetric points for comparison.
 - ``latent_ratio`` (when the export of a reconstruction-only model is given): our MLP-probe MPJPE
   divided by that model's latent-feature MLP-probe MPJPE. Bar: <= 0.66 (Table 4: 73.8 / 111.8).
 
@@ -126,6 +128,61 @@ def probe_figures(export: dict, latent_export: dict | None = None, probe_cfg: P.
     return out
 
 
+# Ground-truth points a left-right-blind keypoint set could at best find: the body's axis (pelvis,
+# spine, thorax, neck, head) and the midpoints of the knees, ankles, elbows and wrists.
+AXIS_JOINTS = (0, 7, 8, 9, 10)
+MIDPOINT_PAIRS = ((2, 5), (3, 6), (12, 15), (13, 16))
+
+
+def symmetric_reference(joints_3d) -> np.ndarray:
+    """The 9 left-right-symmetric reference points of ground-truth poses.
+
+    Args:
+        joints_3d: (T, 17, 3) world mm, Human3.6M order.
+    Returns:
+        (T, 9, 3): the 5 axis joints, then the knee, ankle, elbow and wrist midpoints.
+    """
+    j = np.asarray(joints_3d, dtype=np.float64)
+    if j.ndim != 3 or j.shape[1:] != (17, 3):
+        raise ValueError(f"joints_3d: expected shape (T, 17, 3), got {j.shape}")
+    mids = [0.5 * (j[:, a] + j[:, b]) for a, b in MIDPOINT_PAIRS]
+    return np.concatenate([j[:, list(AXIS_JOINTS)], np.stack(mids, 1)], axis=1)
+
+
+def pose_tracking(export: dict, probe_cfg: P.ProbeConfig | None = None) -> dict:
+    """How closely each 3D keypoint follows the body, and what a perfect symmetric set would probe.
+
+    For each keypoint, a linear map from the pelvis-relative GT joints to the pelvis-relative 3D
+    keypoint is fitted on the training split and measured on the test split: ``r2`` (1 = the keypoint
+    moves exactly with some fixed linear blend of joints; 0 = no better than its mean position)
+    and ``resid_mm`` (the RMS of what the joints do not explain); ``r2`` is nan for a keypoint that
+    does not move relative to the pelvis. ``reference_ridge`` is the ridge
+    probe's MPJPE from :func:`symmetric_reference` of the GT poses: what keypoints on the body's
+    axis and midway between the limbs would reach (the figure to compare ``ridge`` with).
+    Labels are used here only to evaluate.
+    """
+    cfg = _config(export)
+    probe_cfg = probe_cfg or P.probe_config(cfg.get("profile", "cpu-demo"))
+    tr, te = _test_rows(export, "train"), _test_rows(export, "test")
+    J = np.asarray(export["gt_joints_3d"], dtype=np.float64)
+    K = np.asarray(export["kp3d"], dtype=np.float64)
+    Jr = (J - J[:, :1]).reshape(len(J), -1)
+    X = np.concatenate([Jr, np.ones((len(J), 1))], axis=1)
+    Kr = K - J[:, :1]
+    r2, resid = [], []
+    for n in range(K.shape[1]):
+        coef, *_ = np.linalg.lstsq(X[tr], Kr[tr, n], rcond=None)
+        res = Kr[te, n] - X[te] @ coef
+        var = Kr[te, n].var(0).sum()
+        r2.append(float(1.0 - res.var(0).sum() / var) if var > 1e-6 else float("nan"))  # nan: fixed to the pelvis
+        resid.append(float(np.sqrt((res ** 2).sum(-1).mean())))
+    y = P.pose_targets(J)
+    ref = P.keypoint_features(symmetric_reference(J))
+    ridge = P.evaluate_probe(P.fit_probe(ref[tr], y[tr], probe_cfg, kind="linear"), ref[te], y[te])
+    med = float(np.nanmedian(r2)) if not np.isnan(r2).all() else float("nan")
+    return {"r2": r2, "resid_mm": resid, "median_r2": med, "reference_ridge": ridge}
+
+
 def check_discovery(export: dict, latent_export: dict | None = None, bar: DiscoveryBar = DiscoveryBar(),
                     probe_cfg: P.ProbeConfig | None = None, with_probes: bool = True) -> dict:
     """All figures, and ``passed``: {criterion: bool} against ``bar``."""
@@ -140,6 +197,7 @@ def check_discovery(export: dict, latent_export: dict | None = None, bar: Discov
         passed["in_gt_mask"] = g["in_gt_mask"] >= bar.min_in_gt_mask
     if with_probes:
         res["probes"] = probe_figures(export, latent_export, probe_cfg)
+        res["tracking"] = pose_tracking(export, probe_cfg)
         p = res["probes"]
         passed["ridge"] = p["ridge_ratio"] <= bar.max_ridge_ratio
         passed["mlp"] = p["mlp_ratio"] <= bar.max_mlp_ratio
@@ -165,6 +223,12 @@ def format_report(res: dict) -> str:
             e = p[k]
             lines.append(f"{k:5s} probe: MPJPE {e['mpjpe']:.1f}  N-MPJPE {e['n_mpjpe']:.1f}  P-MPJPE {e['p_mpjpe']:.1f} mm  "
                          f"(x{p[k + '_ratio']:.2f} of mean pose)")
+        if "tracking" in res:
+            t = res["tracking"]
+            lines.append(f"keypoints following the body: median R^2 {t['median_r2']:.2f} (per keypoint: "
+                         + " ".join(f"{v:.2f}" for v in t["r2"]) + ")")
+            lines.append(f"reference: ridge probe of GT axis + limb midpoints {t['reference_ridge']['mpjpe']:.1f} mm "
+                         f"(x{t['reference_ridge']['mpjpe'] / p['mean_pose']['mpjpe']:.2f} of mean pose)")
         if "latent_ratio" in p:
             lines.append(f"latent (reconstruction-only) MLP MPJPE {p['latent_mlp']['mpjpe']:.1f} mm; ours/latent {p['latent_ratio']:.2f}")
     lines.append("passed: " + ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in res["passed"].items()))

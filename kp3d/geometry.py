@@ -305,16 +305,20 @@ def patch_to_image(x: torch.Tensor, box: torch.Tensor, patch_size: int, image_si
     return x / scale.unsqueeze(-2) + b.unsqueeze(-2)
 
 
-def soft_argmax(heatmaps: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def soft_argmax(heatmaps: torch.Tensor, temperature: float = 1.0, return_spread: bool = False):
     """Expected pixel position under a softmax over each heatmap (Eq. 4).
 
     Args:
         heatmaps: (..., N, H, W) unnormalised scores.
         temperature: the scores are divided by it before the softmax (> 1 is softer).
+        return_spread: also return each softmax map's spread around that position.
 
     Returns:
         (..., N, 2) ``(u, v)`` in that map's pixels (OpenCV centres: u in [0, W - 1]).
         A flat map returns its centre ((W - 1) / 2, (H - 1) / 2).
+        With ``return_spread``, a tuple of that and (..., N) the RMS distance in pixels of the
+        softmax's mass from ``(u, v)`` (0 for a one-pixel peak; about 0.41 x the side for a flat
+        square map).
 
     Example:
         >>> h = torch.full((1, 5, 7), -1e4); h[0, 3, 6] = 0.0
@@ -329,9 +333,14 @@ def soft_argmax(heatmaps: torch.Tensor, temperature: float = 1.0) -> torch.Tenso
     prob = torch.softmax(scores.flatten(-2) / temperature, dim=-1).view(heatmaps.shape)
     us = torch.arange(W, dtype=prob.dtype, device=prob.device)
     vs = torch.arange(H, dtype=prob.dtype, device=prob.device)
-    u = (prob.sum(-2) * us).sum(-1)
-    v = (prob.sum(-1) * vs).sum(-1)
-    return torch.stack([u, v], -1).to(heatmaps.dtype)
+    pu, pv = prob.sum(-2), prob.sum(-1)  # marginals over columns / rows
+    u = (pu * us).sum(-1)
+    v = (pv * vs).sum(-1)
+    x = torch.stack([u, v], -1).to(heatmaps.dtype)
+    if not return_spread:
+        return x
+    var = (pu * us ** 2).sum(-1) - u ** 2 + (pv * vs ** 2).sum(-1) - v ** 2
+    return x, var.clamp_min(1e-12).sqrt().to(heatmaps.dtype)
 
 
 def gaussian_heatmaps(x: torch.Tensor, size: tuple[int, int], sigma: float) -> torch.Tensor:

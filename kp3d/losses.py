@@ -25,7 +25,7 @@ import torch
 from kp3d import geometry
 from kp3d.config import Config
 
-LOSS_NAMES = ("pixel", "patch", "perceptual", "box_prior", "mask", "coverage", "centering")
+LOSS_NAMES = ("pixel", "patch", "perceptual", "box_prior", "mask", "coverage", "centering", "concentration")
 
 
 def _reduce(sq: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -107,6 +107,27 @@ def centering_loss(box: torch.Tensor, x_img: torch.Tensor, image_size: tuple[int
     size = torch.tensor([W, H], dtype=mean.dtype, device=mean.device)
     centre = (2 * mean + 1) / size - 1  # OpenCV pixel -> align_corners=False normalised
     return (box[:, 2:].float() - centre).abs().sum(-1).mean()
+
+
+def concentration_loss(spread: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Mean spread of the keypoint maps as a fraction of the patch side (``Config.w_concentration``).
+
+    Not in the paper. A flat softmax map gives Eq. 4 a weighted centroid of the whole patch; this
+    term rewards maps whose mass sits near their soft-argmax, whatever that position is.
+
+    Args:
+        spread: (..., N) RMS spread of each softmax map in patch pixels (``out["kp_map_spread"]``).
+        patch_size: P, the patch side in pixels.
+
+    Example:
+        >>> float(concentration_loss(torch.tensor([[3.2, 6.4]]), 64))
+        0.07500000298023224
+    """
+    if spread.ndim < 1:
+        raise ValueError("concentration_loss: expected spread (..., N), got a scalar")
+    if patch_size <= 0:
+        raise ValueError(f"concentration_loss: patch_size must be positive, got {patch_size}")
+    return spread.float().mean() / patch_size
 
 
 def foreground_box(images: torch.Tensor, backgrounds: torch.Tensor, threshold: float = 0.1,
@@ -266,6 +287,10 @@ def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: i
             terms["centering"] = centering_loss(out["box"].reshape(BV, 4), x_img, (H, W), cfg.centering_box_only,
                                                  cfg.centering_keypoints_only)
             total = total + kw * cfg.w_centering * terms["centering"]
+        if "kp_map_spread" in out:  # logged always (how flat the maps are), weighted when asked
+            terms["concentration"] = concentration_loss(out["kp_map_spread"], P)
+            if cfg.w_concentration > 0:
+                total = total + kw * cfg.w_concentration * terms["concentration"]
     terms["kp_weight"] = images.new_tensor(kw)
     terms["total"] = total
     return terms

@@ -33,7 +33,7 @@ from kp3d.networks import Decoder, Detector, Encoder, MaskDecoder
 
 OUTPUT_KEYS = (
     "box", "patch", "patch_recon", "patch_mask", "recon", "mask", "latent",
-    "kp2d_patch", "kp2d", "K_patch", "kp3d", "kp2d_reproj_patch", "kp2d_reproj", "mask_from_kp",
+    "kp2d_patch", "kp_map_spread", "kp2d", "K_patch", "kp3d", "kp2d_reproj_patch", "kp2d_reproj", "mask_from_kp",
 )
 
 
@@ -44,7 +44,8 @@ def projection_matrices(K: torch.Tensor, R: torch.Tensor, t: torch.Tensor) -> to
 
 class KeypointModel(nn.Module):
     """The full model. Submodules: ``detector``, ``encoder``, ``image_decoder``, ``keypoint_head``,
-    ``mask_decoder`` (the only trainable parts).
+    ``mask_decoder`` (the only trainable parts), and ``keypoint_encoder`` when
+    ``cfg.keypoint_encoder == "separate"`` (else None).
 
     forward(images, backgrounds, K, R, t, keypoints=True) takes, for B samples of V views:
         images:      (B, V, 3, H, W) float in [0, 1]
@@ -63,6 +64,7 @@ class KeypointModel(nn.Module):
     ``sigma`` (optional, [-1, 1] patch units) replaces ``cfg.sigma`` in the mask decoder's Gaussians.
     And, when ``keypoints`` is True (skipped in the reconstruction-only warm-up to save time):
         kp2d_patch        (B, V, N, 2)     soft-argmax keypoints x, patch pixels
+        kp_map_spread     (B, V, N)        RMS spread of each softmax map around x, patch pixels
         kp2d              (B, V, N, 2)     the same in full-image pixels
         K_patch           (B, V, 3, 3)     crop intrinsics K_p (Eq. 6)
         kp3d              (B, N, 3)        triangulated X, world mm (Eq. 7)
@@ -79,6 +81,9 @@ class KeypointModel(nn.Module):
                                  cfg.detector_pool, cfg.image_size)
         self.encoder = Encoder(cfg.encoder, cfg.latent_dim, cfg.encoder_pool, cfg.patch_size)
         self.image_decoder = Decoder(cfg.latent_dim, 4, P, cfg.decoder_channels, cfg.decoder_convs_per_block, cfg.decoder_dropout)
+        # "separate": the keypoint path's own encoder, trained only by the keypoint losses
+        self.keypoint_encoder = (Encoder(cfg.encoder, cfg.latent_dim, cfg.encoder_pool, cfg.patch_size)
+                                 if cfg.keypoint_encoder == "separate" else None)
         self.keypoint_head = Decoder(cfg.latent_dim, cfg.n_keypoints, P, cfg.decoder_channels, cfg.decoder_convs_per_block, cfg.decoder_dropout)
         self.mask_decoder = MaskDecoder(cfg.n_keypoints, cfg.mask_decoder_last_init_std)
         if cfg.mask_init_bias:
@@ -95,6 +100,22 @@ class KeypointModel(nn.Module):
         patch units overrides ``cfg.sigma`` (the training anneal, ``kp3d.losses.sigma_at``)."""
         P = self.cfg.patch_size
         return geometry.gaussian_heatmaps(x_patch, (P, P), self.sigma_px if sigma is None else sigma * P / 2)
+
+    def _keypoint_latent(self, patch: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """What the keypoint head reads: Xi of the shared encoder, or of the keypoint encoder.
+
+        keypoint_encoder_grad=False keeps the keypoint losses out of that encoder; a shared encoder's
+        gradient is otherwise scaled by keypoint_encoder_grad_scale (value unchanged, grad x s).
+        """
+        cfg = self.cfg
+        if self.keypoint_encoder is not None:
+            # the crop's pixels detached too when the keypoint path must not move the box
+            z = self.keypoint_encoder(patch if cfg.keypoint_box_grad else patch.detach())
+            return z if cfg.keypoint_encoder_grad else z.detach()
+        if not cfg.keypoint_encoder_grad:
+            return latent.detach()
+        s = cfg.keypoint_encoder_grad_scale
+        return latent if s == 1.0 else s * latent + (1.0 - s) * latent.detach()
 
     def forward(self, images, backgrounds, K, R, t, keypoints: bool = True,
                 sigma: float | None = None) -> dict[str, torch.Tensor]:
@@ -130,10 +151,10 @@ class KeypointModel(nn.Module):
             "recon": recon, "mask": M, "latent": latent.float(),
         }
         if keypoints:
-            # keypoint_encoder_grad=False keeps the keypoint losses out of the shared encoder
-            C = self.keypoint_head(latent if self.cfg.keypoint_encoder_grad else latent.detach()).float()  # (BV, N, P, P)
+            C = self.keypoint_head(self._keypoint_latent(patch, latent)).float()  # (BV, N, P, P)
             with torch.autocast(device_type=images.device.type, enabled=False):
-                x = geometry.soft_argmax(C, temperature=self.cfg.softmax_temperature)  # (BV, N, 2) patch px
+                # x: (BV, N, 2) patch px; spread: (BV, N) patch px (for the concentration term)
+                x, spread = geometry.soft_argmax(C, temperature=self.cfg.softmax_temperature, return_spread=True)
                 box_kp = box if self.cfg.keypoint_box_grad else box.detach()
                 K_p = geometry.crop_intrinsics(K.reshape(BV, 3, 3).float(), box_kp, P, (H, W))
                 Pm = projection_matrices(K_p, R.reshape(BV, 3, 3).float(), t.reshape(BV, 3).float())
@@ -144,7 +165,7 @@ class KeypointModel(nn.Module):
                 kp2d_reproj = geometry.patch_to_image(x_hat, box_kp, P, (H, W))
                 M_tilde = self.mask_decoder(self.heatmaps(x_hat, sigma))
             out.update({
-                "kp2d_patch": x, "kp2d": kp2d, "K_patch": K_p, "kp3d": X,
+                "kp2d_patch": x, "kp_map_spread": spread, "kp2d": kp2d, "K_patch": K_p, "kp3d": X,
                 "kp2d_reproj_patch": x_hat, "kp2d_reproj": kp2d_reproj, "mask_from_kp": M_tilde,
             })
         return {k: (v if k == "kp3d" else v.reshape(B, V, *v.shape[1:])) for k, v in out.items()}

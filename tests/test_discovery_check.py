@@ -69,3 +69,25 @@ def test_unlabelled_export_is_refused():
     ex.pop("gt_joints_2d")
     with pytest.raises(ValueError, match="no gt_joints_2d"):
         check_discovery(ex, with_probes=False)
+
+
+def test_pose_tracking_tells_followers_from_noise(cfg):
+    """Keypoints that are the joints follow them exactly (R^2 = 1); keypoints at random places do not."""
+    from kp3d.discovery_check import pose_tracking, symmetric_reference
+
+    ex = fake_export(False)
+    t = pose_tracking(ex, cfg)
+    moving = [12, 13, 15, 16]  # the arms; the other joints of the fake poses are fixed to the pelvis
+    assert len(t["r2"]) == 17 and min(t["r2"][i] for i in moving) > 0.99 and max(t["resid_mm"]) < 1.0
+    assert np.isnan(t["r2"][3]) and t["median_r2"] > 0.99
+    rng = np.random.default_rng(1)
+    noisy = ex | {"kp3d": ex["gt_joints_3d"][:, :1] + rng.normal(0, 200, ex["kp3d"].shape).astype(np.float32)}
+    tn = pose_tracking(noisy, cfg)
+    assert max(tn["r2"]) < 0.2 and min(tn["resid_mm"]) > 200
+    # the reference is a property of the GT poses alone
+    assert tn["reference_ridge"] == t["reference_ridge"]
+    ref = symmetric_reference(ex["gt_joints_3d"])
+    assert ref.shape == (len(ex["kp3d"]), 9, 3)
+    np.testing.assert_allclose(ref[:, 5], 0.5 * (ex["gt_joints_3d"][:, 2] + ex["gt_joints_3d"][:, 5]), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"expected shape \(T, 17, 3\)"):
+        symmetric_reference(np.zeros((4, 16, 3)))

@@ -208,6 +208,26 @@ def test_end_to_end_train_export_probe_and_baselines(tmp_path):
     assert feats.shape == (8, 2 * cfg.latent_dim) and joints.shape == (8, 17, 3)
 
 
+def test_supervised_upper_bound_crops(monkeypatch):
+    """crop="foreground" encodes the box around |I - B| and leaves the detector untrained; "detector"
+    trains it; anything else is refused."""
+    from kp3d import losses
+    from kp3d.config import get_config
+
+    tr, te = _fakes()
+    cfg = get_config("smoke")
+    calls = []
+    real = losses.foreground_box
+    monkeypatch.setattr(losses, "foreground_box", lambda *a, **k: calls.append(1) or real(*a, **k))
+    row = E.supervised_upper_bound(cfg, tr, te, iters=2, hidden=8, progress=False)
+    assert row["crop"] == "foreground" and len(calls) >= 3  # 2 training steps + the test pass
+    calls.clear()
+    row = E.supervised_upper_bound(cfg, tr, te, iters=2, hidden=8, progress=False, crop="detector")
+    assert row["crop"] == "detector" and not calls and np.isfinite(row["mpjpe"])
+    with pytest.raises(ValueError, match="crop='gt'"):
+        E.supervised_upper_bound(cfg, tr, te, iters=1, crop="gt")
+
+
 def test_ablation_runner_views(tmp_path):
     tr, te = _fakes()
     rows = E.run_ablations(["views"], profile="smoke", out_dir=tmp_path, max_iters=2, kinds=("linear",),

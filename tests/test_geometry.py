@@ -248,6 +248,17 @@ class TestAccuracy:
         est = soft_argmax(torch.zeros(1, 2, 9, 12))
         assert torch.allclose(est, torch.tensor([[[5.5, 4.0], [5.5, 4.0]]]))
 
+    def test_soft_argmax_spread(self):
+        h = torch.full((1, 2, 9, 12), -1e4)
+        h[0, 0, 3, 7] = 0.0  # a one-pixel peak: no spread
+        h[0, 1] = 0.0  # flat: the RMS radius of a uniform 9 x 12 grid around its centre
+        x, spread = soft_argmax(h, return_spread=True)
+        assert x.shape == (1, 2, 2) and spread.shape == (1, 2)
+        assert torch.allclose(x[0, 0], torch.tensor([7.0, 3.0]))
+        flat = ((12 ** 2 - 1) / 12 + (9 ** 2 - 1) / 12) ** 0.5
+        assert spread[0, 0] < 1e-3 and torch.isclose(spread[0, 1], torch.tensor(flat), atol=1e-4)
+        assert torch.equal(soft_argmax(h), x)
+
     def test_patch_image_round_trip(self):
         box = torch.tensor([[0.4, 0.6, 0.2, -0.1]])
         x = torch.rand(1, 10, 2) * 100
@@ -364,6 +375,7 @@ class TestGradients:
     def test_gradcheck_soft_argmax_heatmaps(self):
         h = torch.randn(2, 5, 6, dtype=torch.float64, requires_grad=True)
         assert torch.autograd.gradcheck(lambda h_: soft_argmax(h_, 1.5), (h,))
+        assert torch.autograd.gradcheck(lambda h_: soft_argmax(h_, 1.5, return_spread=True)[1], (h,))
         x = (torch.rand(2, 2, dtype=torch.float64) * 5).requires_grad_(True)
         assert torch.autograd.gradcheck(lambda x_: gaussian_heatmaps(x_, (6, 7), 1.2), (x,))
 

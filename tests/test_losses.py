@@ -10,7 +10,7 @@ import torchvision
 from fakes import FakeMultiView
 from kp3d.config import get_config
 from kp3d.diagnostics import compute_diagnostics, fraction_inside, mask_iou, mean_pairwise_distance
-from kp3d.losses import (box_prior_loss, centering_loss, compute_losses, coverage_loss, foreground_box,
+from kp3d.losses import (box_prior_loss, centering_loss, compute_losses, concentration_loss, coverage_loss, foreground_box,
                          keypoint_weight, mask_loss, mask_target, perceptual_loss, pixel_loss, sigma_at)
 from kp3d.model import KeypointModel
 from kp3d.perceptual import PerceptualFeatures, build_perceptual
@@ -185,6 +185,33 @@ def test_box_prior_in_compute_losses(batch):
     out = model(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"], keypoints=False)
     box_prior_loss(out["box"].reshape(-1, 4), torch.zeros(out["box"].shape[0] * out["box"].shape[1], 4)).backward()
     assert model.detector.head.weight.grad.abs().sum() > 0 and model.encoder.proj.weight.grad is None
+
+
+def test_concentration_term(batch):
+    """Logged whenever keypoints run, added to the total only with w_concentration > 0, and it
+    sharpens the keypoint maps (its gradient lowers the spread)."""
+    assert torch.isclose(concentration_loss(torch.full((2, 4, 8), 8.0), 32), torch.tensor(0.25))
+    cfg = get_config("smoke", amp="none", warmup_iters=0, keypoint_ramp_iters=0)
+    out, l = _run(cfg, batch, step=5)
+    assert torch.isclose(l["concentration"], out["kp_map_spread"].mean() / cfg.patch_size)
+    out2, l2 = _run(cfg.replace(w_concentration=3.0), batch, step=5)
+    assert torch.isclose(l2["total"], l["total"] + 3.0 * l["concentration"], rtol=1e-5)
+    torch.manual_seed(0)
+    model = KeypointModel(cfg.replace(decoder_dropout=0.0))
+    opt = torch.optim.SGD(model.keypoint_head.parameters(), lr=5.0)
+    spreads = []
+    for _ in range(3):
+        out = model(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"])
+        loss = concentration_loss(out["kp_map_spread"], cfg.patch_size)
+        spreads.append(float(loss.detach()))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert spreads[-1] < spreads[0]
+    with pytest.raises(ValueError, match="w_concentration=-1"):
+        cfg.replace(w_concentration=-1.0)
+    with pytest.raises(ValueError, match="patch_size must be positive"):
+        concentration_loss(torch.ones(2, 3), 0)
 
 
 def test_sigma_anneal(batch):

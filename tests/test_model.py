@@ -93,7 +93,7 @@ def test_model_output_shapes(cfg, batch):
     expected = {
         "box": (B, V, 4), "patch": (B, V, 3, P, P), "patch_recon": (B, V, 3, P, P), "patch_mask": (B, V, 1, P, P),
         "recon": (B, V, 3, H, H), "mask": (B, V, 1, H, H), "latent": (B, V, cfg.latent_dim),
-        "kp2d_patch": (B, V, N, 2), "kp2d": (B, V, N, 2), "K_patch": (B, V, 3, 3), "kp3d": (B, N, 3),
+        "kp2d_patch": (B, V, N, 2), "kp_map_spread": (B, V, N), "kp2d": (B, V, N, 2), "K_patch": (B, V, 3, 3), "kp3d": (B, N, 3),
         "kp2d_reproj_patch": (B, V, N, 2), "kp2d_reproj": (B, V, N, 2), "mask_from_kp": (B, V, 1, P, P),
     }
     assert set(out) == set(OUTPUT_KEYS) == set(expected)
@@ -157,11 +157,12 @@ def test_triangulation_of_consistent_keypoints(cfg, batch, monkeypatch):
     model = KeypointModel(cfg)
     X = batch["gt"]["joints_3d"][:, : cfg.n_keypoints]  # (B, N, 3)
 
-    def fake_soft_argmax(C, temperature=1.0):
+    def fake_soft_argmax(C, temperature=1.0, return_spread=False):
         box = model._last_box
         P = projection_matrices(batch["K"], batch["R"], batch["t"])
         x = geometry.project(P, X).flatten(0, 1)  # (BV, N, 2) full px
-        return geometry.image_to_patch(x, box, cfg.patch_size, (64, 64))
+        x = geometry.image_to_patch(x, box, cfg.patch_size, (64, 64))
+        return (x, torch.zeros(x.shape[:-1])) if return_spread else x
 
     orig = model.detector.forward
     monkeypatch.setattr(model.detector, "forward", lambda img: setattr(model, "_last_box", orig(img)) or model._last_box)
@@ -172,6 +173,15 @@ def test_triangulation_of_consistent_keypoints(cfg, batch, monkeypatch):
 
 
 # --- gradients ---------------------------------------------------------------------------------
+def _keypoint_run(cfg, batch, **overrides):
+    """A seeded model without dropout, its outputs and its losses with the keypoint terms on."""
+    torch.manual_seed(0)
+    c = cfg.replace(decoder_dropout=0.0, **overrides)
+    model = KeypointModel(c)
+    out = model(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"])
+    return model, out, compute_losses(c, out, batch, None, step=10**6)
+
+
 def test_gradients_reach_every_trainable_module(cfg, batch):
     torch.manual_seed(0)
     model = KeypointModel(cfg.replace(decoder_dropout=0.0))
@@ -189,11 +199,7 @@ def test_keypoint_box_grad_switch(cfg, batch):
     crop's pixels (the encoder), not through the crop intrinsics: orders of magnitude less."""
     grads = {}
     for flag in (True, False):
-        torch.manual_seed(0)
-        c = cfg.replace(keypoint_box_grad=flag, decoder_dropout=0.0)
-        model = KeypointModel(c)
-        out = model(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"])
-        l = compute_losses(c, out, batch, None, step=10**6)
+        model, out, l = _keypoint_run(cfg, batch, keypoint_box_grad=flag)
         (l["mask"] + l["coverage"]).backward()
         grads[flag] = sum(float(p.grad.abs().sum()) for p in model.detector.parameters() if p.grad is not None)
     assert grads[True] > 0 and grads[False] < 1e-3 * grads[True]
@@ -202,13 +208,44 @@ def test_keypoint_box_grad_switch(cfg, batch):
 def test_keypoint_encoder_grad_switch(cfg, batch):
     """keypoint_encoder_grad=False: the keypoint losses train the keypoint head but not the encoder."""
     for flag in (True, False):
-        torch.manual_seed(0)
-        c = cfg.replace(keypoint_encoder_grad=flag, decoder_dropout=0.0)
-        model = KeypointModel(c)
-        out = model(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"])
-        l = compute_losses(c, out, batch, None, step=10**6)
+        model, out, l = _keypoint_run(cfg, batch, keypoint_encoder_grad=flag)
         (l["mask"] + l["coverage"] + l["centering"]).backward()
         enc = sum(float(p.grad.abs().sum()) for p in model.encoder.parameters() if p.grad is not None)
         head = sum(float(p.grad.abs().sum()) for p in model.keypoint_head.parameters() if p.grad is not None)
         assert head > 0
         assert (enc > 0) if flag else (enc == 0)
+
+
+def test_keypoint_encoder_grad_scale(cfg, batch):
+    """keypoint_encoder_grad_scale multiplies the keypoint losses' gradient into the shared encoder
+    and changes nothing else (same forward values, same keypoint-head gradient)."""
+    res = {}
+    for s in (1.0, 0.25):
+        model, out, l = _keypoint_run(cfg, batch, keypoint_encoder_grad_scale=s)
+        (l["mask"] + l["coverage"]).backward()
+        res[s] = (out["kp2d"].detach(), model.encoder.proj.weight.grad.clone(), model.keypoint_head.out.weight.grad.clone())
+    torch.testing.assert_close(res[0.25][0], res[1.0][0])
+    torch.testing.assert_close(res[0.25][2], res[1.0][2])
+    torch.testing.assert_close(res[0.25][1], 0.25 * res[1.0][1], rtol=1e-4, atol=1e-9)
+    assert res[1.0][1].abs().sum() > 0
+
+
+def test_separate_keypoint_encoder(cfg, batch):
+    """keypoint_encoder="separate": the keypoint losses train their own encoder and never the shared
+    one, and reconstruction never trains the keypoint encoder."""
+    model, out, l = _keypoint_run(cfg, batch, keypoint_encoder="separate")
+    assert isinstance(model.keypoint_encoder, Encoder)
+    (l["mask"] + l["coverage"] + l["centering"]).backward(retain_graph=True)
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.encoder.parameters())
+    assert sum(float(p.grad.abs().sum()) for p in model.keypoint_encoder.parameters()) > 0
+    model.zero_grad(set_to_none=True)
+    l["pixel"].backward()
+    assert all(p.grad is None for p in model.keypoint_encoder.parameters())
+    assert KeypointModel(cfg).keypoint_encoder is None
+
+
+def test_keypoint_encoder_bad_values(cfg):
+    with pytest.raises(ValueError, match="keypoint_encoder='own'"):
+        cfg.replace(keypoint_encoder="own")
+    with pytest.raises(ValueError, match=r"keypoint_encoder_grad_scale=2.0: expected a number in \[0, 1\]"):
+        cfg.replace(keypoint_encoder_grad_scale=2.0)

@@ -213,9 +213,9 @@ def plot_loss_curves(metrics, warmup_iters: int | None = None):
         raise ValueError("no metrics rows yet")
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     s = m["step"]
-    for k in ("total", "pixel", "perceptual", "mask", "coverage", "centering"):
-        y = m[k]
-        if np.isfinite(y).any() and np.nanmax(np.abs(y)) > 0:
+    for k in ("total", "pixel", "perceptual", "mask", "coverage", "centering", "concentration"):
+        y = m.get(k)  # "concentration" is absent from runs logged before it existed
+        if y is not None and np.isfinite(y).any() and np.nanmax(np.abs(y)) > 0:
             axes[0].plot(s, y, label=k)
     axes[0].set_yscale("log")
     axes[0].set_title("losses (unweighted)")
