@@ -79,6 +79,11 @@ class Config:
     mask_decoder_last_init_std: float = 0.0  # 0 = PyTorch default init (paper silent). >0: the last
     #   conv of the mask decoder starts with N(0, std) weights and zero bias, so the decoder starts
     #   near an empty mask instead of a strong positive response (SPEC section 8, failure mode 3).
+    mask_decoder_hidden: int = 1  # channels between the mask decoder's convolutions; 1 = the paper
+    #   (N -> 1 -> 1 -> 1). Why it exists: with one channel the decoder can only blur a weighted sum
+    #   of the keypoints' Gaussians; docs/recipe.md session 3 saw its mask stay a column along the
+    #   body while the image decoder's mask M_p drew both legs. Measured (run MD8, hidden 8): the
+    #   mask then shows both legs and the mask loss falls by a third, but the keypoints do not follow.
     box_init_scale: float = 0.75  # detector's initial box: centred, s_x = s_y = this (paper silent;
     #   a spatial transformer usually starts at identity; 0.75 keeps the person inside with margin)
     box_min_scale: float = 0.1  # s is squashed into [box_min_scale, 1] so the box never degenerates
@@ -189,6 +194,8 @@ class Config:
         for name in ("encoder", "detector"):
             if getattr(self, name) not in BACKBONES:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {BACKBONES}")
+        if self.mask_decoder_hidden < 1:
+            raise ValueError(f"mask_decoder_hidden={self.mask_decoder_hidden}: must be >= 1 (1 = the paper)")
         if self.w_concentration < 0:
             raise ValueError(f"w_concentration={self.w_concentration}: must be >= 0 (0 turns the term off)")
         if self.keypoint_encoder not in KEYPOINT_ENCODERS:

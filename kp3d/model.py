@@ -85,7 +85,7 @@ class KeypointModel(nn.Module):
         self.keypoint_encoder = (Encoder(cfg.encoder, cfg.latent_dim, cfg.encoder_pool, cfg.patch_size)
                                  if cfg.keypoint_encoder == "separate" else None)
         self.keypoint_head = Decoder(cfg.latent_dim, cfg.n_keypoints, P, cfg.decoder_channels, cfg.decoder_convs_per_block, cfg.decoder_dropout)
-        self.mask_decoder = MaskDecoder(cfg.n_keypoints, cfg.mask_decoder_last_init_std)
+        self.mask_decoder = MaskDecoder(cfg.n_keypoints, cfg.mask_decoder_last_init_std, cfg.mask_decoder_hidden)
         if cfg.mask_init_bias:
             with torch.no_grad():
                 self.image_decoder.out.bias[3] = cfg.mask_init_bias  # channel 3 = mask logit

@@ -178,7 +178,8 @@ class Decoder(nn.Module):
 
 
 class MaskDecoder(nn.Module):
-    """Mask decoder phi (Eq. 9, S.1.1): N Gaussian heatmaps -> 3 conv5x5 (pad 2): N -> 1 -> 1 -> 1.
+    """Mask decoder phi (Eq. 9, S.1.1): N Gaussian heatmaps -> 3 conv5x5 (pad 2): N -> 1 -> 1 -> 1
+    (``hidden`` = 1, the paper), or N -> hidden -> hidden -> 1.
 
     The paper does not name the non-linearities: LeakyReLU(0.2) between the convolutions (a
     one-channel ReLU can die and cut every keypoint gradient) and no activation at the end (the
@@ -191,12 +192,14 @@ class MaskDecoder(nn.Module):
         (B, 1, P, P) float.
     """
 
-    def __init__(self, n_keypoints: int, last_init_std: float = 0.0):
+    def __init__(self, n_keypoints: int, last_init_std: float = 0.0, hidden: int = 1):
         super().__init__()
+        if hidden < 1:
+            raise ValueError(f"hidden={hidden}: the mask decoder needs at least 1 channel between its convolutions")
         self.n_keypoints = n_keypoints
-        self.conv1 = nn.Conv2d(n_keypoints, 1, 5, padding=2)
-        self.conv2 = nn.Conv2d(1, 1, 5, padding=2)
-        self.conv3 = nn.Conv2d(1, 1, 5, padding=2)
+        self.conv1 = nn.Conv2d(n_keypoints, hidden, 5, padding=2)
+        self.conv2 = nn.Conv2d(hidden, hidden, 5, padding=2)
+        self.conv3 = nn.Conv2d(hidden, 1, 5, padding=2)
         if last_init_std > 0:
             nn.init.normal_(self.conv3.weight, std=last_init_std)
             nn.init.zeros_(self.conv3.bias)

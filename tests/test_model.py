@@ -75,6 +75,10 @@ def test_encoder_decoder_mask_decoder_shapes():
     paper = Decoder(729, 4)  # Table S1 widths at 128 px
     assert paper.fc[0].out_features == 256 * 16 * 16
     assert MaskDecoder(8)(torch.rand(2, 8, 32, 32)).shape == (2, 1, 32, 32)
+    wide = MaskDecoder(8, hidden=4)
+    assert wide(torch.rand(2, 8, 32, 32)).shape == (2, 1, 32, 32)
+    assert (wide.conv1.out_channels, wide.conv2.in_channels, wide.conv3.in_channels) == (4, 4, 4)
+    assert KeypointModel(get_config("smoke", mask_decoder_hidden=3)).mask_decoder.conv2.out_channels == 3
 
 
 def test_paper_profile_modules():
@@ -122,6 +126,10 @@ def test_bad_inputs(cfg, batch):
         model(batch["images"][:, :1], batch["backgrounds"][:, :1], batch["K"][:, :1], batch["R"][:, :1], batch["t"][:, :1])
     with pytest.raises(ValueError, match="heatmaps"):
         MaskDecoder(8)(torch.rand(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="hidden=0"):
+        MaskDecoder(8, hidden=0)
+    with pytest.raises(ValueError, match="mask_decoder_hidden=0"):
+        get_config("smoke", mask_decoder_hidden=0)
     with pytest.raises(ValueError, match="backbone"):
         Backbone("vgg")
     with pytest.raises(ValueError, match="patch_size"):
