@@ -168,14 +168,15 @@ def pose_tracking(export: dict, probe_cfg: P.ProbeConfig | None = None) -> dict:
     K = np.asarray(export["kp3d"], dtype=np.float64)
     Jr = (J - J[:, :1]).reshape(len(J), -1)
     X = np.concatenate([Jr, np.ones((len(J), 1))], axis=1)
-    Kr = K - J[:, :1]
-    r2, resid = [], []
-    for n in range(K.shape[1]):
-        coef, *_ = np.linalg.lstsq(X[tr], Kr[tr, n], rcond=None)
-        res = Kr[te, n] - X[te] @ coef
-        var = Kr[te, n].var(0).sum()
-        r2.append(float(1.0 - res.var(0).sum() / var) if var > 1e-6 else float("nan"))  # nan: fixed to the pelvis
-        resid.append(float(np.sqrt((res ** 2).sum(-1).mean())))
+    N = K.shape[1]
+    Kr = (K - J[:, :1]).reshape(len(K), -1)  # (T, 3N): every keypoint's map in one least-squares solve
+    coef, *_ = np.linalg.lstsq(X[tr], Kr[tr], rcond=None)
+    res = (Kr[te] - X[te] @ coef).reshape(len(te), N, 3)
+    var = Kr[te].reshape(len(te), N, 3).var(0).sum(-1)  # (N,)
+    unexplained = res.var(0).sum(-1)
+    # nan: a keypoint fixed to the pelvis has no motion to explain
+    r2 = [float(1.0 - u / v) if v > 1e-6 else float("nan") for u, v in zip(unexplained, var)]
+    resid = [float(r) for r in np.sqrt((res ** 2).sum(-1).mean(0))]
     y = P.pose_targets(J)
     ref = P.keypoint_features(symmetric_reference(J))
     ridge = P.evaluate_probe(P.fit_probe(ref[tr], y[tr], probe_cfg, kind="linear"), ref[te], y[te])

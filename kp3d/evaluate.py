@@ -389,8 +389,9 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
     head = torch.nn.Sequential(
         torch.nn.Linear(len(views) * cfg.latent_dim, hidden), torch.nn.ReLU(),
         torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 51)).to(dev)
+    use_bg = crop == "foreground"  # crop around |I - B| in training and testing alike
     params = list(model.encoder.parameters()) + list(head.parameters())
-    if crop == "detector":
+    if not use_bg:
         params += list(model.detector.parameters())
     opt = torch.optim.Adam(params, lr=lr)
     # target statistics from the labels of the training set (cheap: no images needed)
@@ -405,7 +406,7 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
     while step < iters:
         for batch in loader:
             (images, backgrounds, *_), j = _to_device(batch, views, dev)
-            bg = backgrounds if crop == "foreground" else None
+            bg = backgrounds if use_bg else None
             y = torch.as_tensor(P.pose_targets(j.numpy()), dtype=torch.float32)
             z = head(_encode(model, images, bg).flatten(1))  # the head predicts z-scored joints
             loss = ((z - (y - y_mean) / y_std) ** 2).mean()
@@ -424,7 +425,7 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
     with torch.no_grad():
         for batch in torch.utils.data.DataLoader(torch.utils.data.Subset(test_ds, list(te_idx)), batch_size=16):
             (images, backgrounds, *_), j = _to_device(batch, views, dev)
-            bg = backgrounds if crop == "foreground" else None
+            bg = backgrounds if use_bg else None
             preds.append((head(_encode(model, images, bg).flatten(1)) * y_std + y_mean).double().numpy())
             gts.append(P.pose_targets(j.numpy()))
     return dict(key="supervised", setting="upper bound: encoder trained with 3D labels", features="images",
