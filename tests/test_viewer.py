@@ -100,6 +100,11 @@ def test_widget_sliders_drive_update():
     sliders[1].value = 1
     assert (viewer.frame, viewer.view) == (3, 1)
     assert isinstance(box, ipywidgets.VBox)
+    # the Output widget holds exactly the current figure (set through its state, not by capture)
+    out = box.children[1]
+    assert len(out.outputs) == 1
+    assert "application/vnd.plotly.v1+json" in out.outputs[0]["data"]
+    assert "row 3" in out.outputs[0]["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
 
 
 def test_html_export_is_self_contained(tmp_path):

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 try:  # the skeleton module of data_utils (helper A); same bones as below
@@ -311,14 +312,13 @@ class KeypointViewer:
         fig.update_layout(title=self._title(frame, view))
         self.figure, self.frame, self.view = fig, frame, view
         if self._out is not None:
-            from IPython import get_ipython
-            from IPython.display import display
-
-            if get_ipython() is None:  # no kernel (e.g. a test): nothing to draw into
-                return fig
-            with self._out:
-                self._out.clear_output(wait=True)
-                display(fig)
+            # Replace the Output widget's content through its state instead of capturing display
+            # messages (`with out: display(fig)`): capturing while a cell runs under papermill /
+            # nbclient made headless runs of notebook 05 hang now and then (the kernel idle, the
+            # client still waiting for the cell's reply; nbclient issue #312).
+            # The bundle is JupyterLab's native plotly mimetype, what the kernel shows for a figure.
+            bundle = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict())
+            self._out.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
         return fig
 
     def widget(self):
