@@ -1,5 +1,5 @@
 # kp3d — the two commands of the README, and their set-up.
-#   make replicate [PROFILE=cpu-demo|smoke|paper-h36m|paper-3dhp] [RUN=name] [REDO=1]
+#   make replicate [PROFILE=cpu-demo|smoke|paper-h36m|paper-3dhp] [DATA=h36m:/root|3dhp:/root|rig:/folder] [RUN=name] [REDO=1]
 #   make test
 # Both create .venv when it is missing and install the project (with torch) into it.
 
@@ -8,6 +8,7 @@ VENV ?= .venv
 PROFILE ?= cpu-demo
 RUN ?= $(PROFILE)
 REDO ?= 0
+DATA ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kp3d-installed
 
@@ -22,7 +23,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 replicate: $(STAMP)
-	$(PY) -m kp3d.replicate --profile $(PROFILE) --run $(RUN) $(if $(filter 1,$(REDO)),--redo,)
+	$(PY) -m kp3d.replicate --profile $(PROFILE) --run $(RUN) $(if $(filter 1,$(REDO)),--redo,) $(if $(DATA),-p DATA $(DATA),)
 
 test: $(STAMP)
 	$(PY) -m pytest --nbval-lax tests notebooks
