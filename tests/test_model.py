@@ -191,10 +191,7 @@ def _keypoint_run(cfg, batch, **overrides):
 
 
 def test_gradients_reach_every_trainable_module(cfg, batch):
-    torch.manual_seed(0)
-    model = KeypointModel(cfg.replace(decoder_dropout=0.0))
-    out = model(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"])
-    losses = compute_losses(model.cfg, out, batch, None, step=10**6)
+    model, _, losses = _keypoint_run(cfg, batch)
     losses["total"].backward()
     for name in ("detector", "encoder", "image_decoder", "keypoint_head", "mask_decoder"):
         grads = [p.grad for p in getattr(model, name).parameters()]
