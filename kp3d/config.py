@@ -46,6 +46,10 @@ class Config:
     calibration: str = ""  # rig only: calibration file (TOML / OpenCV YAML or JSON / H36M JSON);
     #   "" = the calibration.{toml,yml,yaml,json} inside the rig folder (docs/own_rig.md)
     seed: int = 0
+    synthetic_frames: int = 0  # data="synthetic" only: procedural frames per subject; 0 = the profile's
+    #   preset (cpu-demo 480, i.e. 2,400 training frames). Why it exists: docs/recipe.md session 5 found
+    #   the test error of a network trained with the 3D labels limited by the number of training
+    #   frames (84-86 mm with 2,400); a larger set renders once (about 4x the time for 4x the frames).
 
     # --- sizes (paper S.1.1) -----------------------------------------------------------------
     n_keypoints: int = 32  # N; 48 for 3DHP
@@ -194,6 +198,9 @@ class Config:
         for name in ("encoder", "detector"):
             if getattr(self, name) not in BACKBONES:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {BACKBONES}")
+        if self.synthetic_frames < 0 or (self.synthetic_frames and self.data != "synthetic"):
+            raise ValueError(f"synthetic_frames={self.synthetic_frames} with data={self.data!r}: it sets the size of the "
+                             f"embedded synthetic set (frames per subject, >= 1); use 0 for other data")
         if self.mask_decoder_hidden < 1:
             raise ValueError(f"mask_decoder_hidden={self.mask_decoder_hidden}: must be >= 1 (1 = the paper)")
         if self.w_concentration < 0:

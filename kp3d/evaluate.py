@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 import time
@@ -48,6 +49,8 @@ from tqdm.auto import tqdm
 
 from kp3d import probes as P
 from kp3d.lifter import LifterConfig, lift, lifter_config, train_lifter
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "PAPER_RESULTS",
@@ -361,7 +364,8 @@ def untrained_baseline(cfg, train_ds, test_ds, fractions=(1.0,), kinds=("linear"
 
 def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float = 1e-3, batch_size: int = 8,
                            hidden: int = 512, max_frames: int | None = None, progress: bool = True,
-                           crop: str = "foreground") -> dict:
+                           crop: str = "foreground", device: str | torch.device = "cpu", num_workers: int = 0,
+                           eval_every: int = 0) -> dict:
     """Upper bound: the same encoder trained with 3D labels, end to end.
 
     A head (2 hidden layers of ``hidden``, ReLU) maps the per-view encoder features, concatenated
@@ -375,17 +379,25 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
     the probes on the same encoder should not beat. It is only a ceiling when trained long enough:
     report its ``iters`` with it.
 
+    ``device``: where to train ("cuda" on a GPU machine; the figures are the same up to float noise).
+    ``num_workers``: DataLoader processes (large images load slower than a GPU step).
+    ``eval_every`` > 0 also measures the test error every that many steps, returned as ``history``
+    (a list of dicts step, train_loss, mpjpe, n_mpjpe, p_mpjpe): whether the bound has stopped
+    improving, i.e. whether ``iters`` was long enough to call it a ceiling.
+
     Returns:
-        one row dict(key="supervised", mpjpe, n_mpjpe, p_mpjpe, ...) on the test set.
+        one row dict(key="supervised", mpjpe, n_mpjpe, p_mpjpe, ..., history) on the test set.
     """
     from kp3d.model import KeypointModel
 
     if crop not in ("foreground", "detector"):
         raise ValueError(f"crop={crop!r}: expected 'foreground' (box around |I - B|) or 'detector'")
+    if eval_every < 0 or num_workers < 0:
+        raise ValueError(f"eval_every={eval_every}, num_workers={num_workers}: expected numbers >= 0")
+    dev = torch.device(device)
     torch.manual_seed(cfg.seed)
-    model = KeypointModel(cfg)
+    model = KeypointModel(cfg).to(dev)
     views = tuple(cfg.views)
-    dev = next(model.parameters()).device
     head = torch.nn.Sequential(
         torch.nn.Linear(len(views) * cfg.latent_dim, hidden), torch.nn.ReLU(),
         torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 51)).to(dev)
@@ -397,40 +409,58 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
     # target statistics from the labels of the training set (cheap: no images needed)
     sub = _even_subset(len(train_ds), max_frames)
     ys = np.stack([P.pose_targets(np.asarray(train_ds[i]["gt"]["joints_3d"])[None])[0] for i in sub[:: max(1, len(sub) // 256)]])
-    y_mean = torch.as_tensor(ys.mean(0), dtype=torch.float32)
-    y_std = torch.as_tensor(ys.std(0) + 1.0, dtype=torch.float32)  # +1 mm: the pelvis columns are 0
+    y_mean = torch.as_tensor(ys.mean(0), dtype=torch.float32, device=dev)
+    y_std = torch.as_tensor(ys.std(0) + 1.0, dtype=torch.float32, device=dev)  # +1 mm: the pelvis columns are 0
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(train_ds, sub), batch_size=batch_size,
-                                         shuffle=True, drop_last=len(sub) > batch_size)
+                                         shuffle=True, drop_last=len(sub) > batch_size, num_workers=num_workers,
+                                         persistent_workers=num_workers > 0)
+    te_idx = _even_subset(len(test_ds), max_frames)
+
+    def test_errors() -> dict:
+        model.eval(); head.eval()
+        preds, gts = [], []
+        with torch.no_grad():
+            for batch in torch.utils.data.DataLoader(torch.utils.data.Subset(test_ds, list(te_idx)), batch_size=16,
+                                                     num_workers=num_workers):
+                (images, backgrounds, *_), j = _to_device(batch, views, dev)
+                bg = backgrounds if use_bg else None
+                preds.append((head(_encode(model, images, bg).flatten(1)) * y_std + y_mean).double().cpu().numpy())
+                gts.append(P.pose_targets(j.numpy()))
+        model.train(); head.train()
+        return P.pose_errors(np.concatenate(preds), np.concatenate(gts))
+
     model.train(); head.train()
-    step, bar = 0, tqdm(total=iters, desc="supervised upper bound", disable=not progress, leave=False)
+    history: list[dict] = []
+    step, recent = 0, []
+    bar = tqdm(total=iters, desc="supervised upper bound", disable=not progress, leave=False)
     while step < iters:
         for batch in loader:
             (images, backgrounds, *_), j = _to_device(batch, views, dev)
             bg = backgrounds if use_bg else None
-            y = torch.as_tensor(P.pose_targets(j.numpy()), dtype=torch.float32)
+            y = torch.as_tensor(P.pose_targets(j.numpy()), dtype=torch.float32, device=dev)
             z = head(_encode(model, images, bg).flatten(1))  # the head predicts z-scored joints
             loss = ((z - (y - y_mean) / y_std) ** 2).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             step += 1
+            recent = (recent + [float(loss.detach())])[-50:]
             bar.update(1)
-            bar.set_postfix(loss=float(loss.detach()))
+            bar.set_postfix(loss=recent[-1])
+            if eval_every and step % eval_every == 0 and step < iters:
+                history.append(dict(step=step, train_loss=float(np.mean(recent)), **test_errors()))
+                log.info("supervised upper bound, step %d: train loss %.3f, test MPJPE %.1f mm", step,
+                         history[-1]["train_loss"], history[-1]["mpjpe"])
             if step >= iters:
                 break
     bar.close()
+    final = test_errors()
+    if eval_every:
+        history.append(dict(step=step, train_loss=float(np.mean(recent)) if recent else float("nan"), **final))
     model.eval(); head.eval()
-    preds, gts = [], []
-    te_idx = _even_subset(len(test_ds), max_frames)
-    with torch.no_grad():
-        for batch in torch.utils.data.DataLoader(torch.utils.data.Subset(test_ds, list(te_idx)), batch_size=16):
-            (images, backgrounds, *_), j = _to_device(batch, views, dev)
-            bg = backgrounds if use_bg else None
-            preds.append((head(_encode(model, images, bg).flatten(1)) * y_std + y_mean).double().numpy())
-            gts.append(P.pose_targets(j.numpy()))
     return dict(key="supervised", setting="upper bound: encoder trained with 3D labels", features="images",
                 probe="supervised", fraction=1.0, n_train=len(sub), iters=iters, crop=crop, paper=None,
-                **P.pose_errors(np.concatenate(preds), np.concatenate(gts)))
+                history=history, **final)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -817,6 +847,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--profile", default="cpu-demo", help="architecture and data when no --export is given")
     b.add_argument("--max-frames", type=int, default=None)
     b.add_argument("--upper-iters", type=int, default=2000, help="iterations of the supervised upper bound (0: skip)")
+    b.add_argument("--upper-batch", type=int, default=8, help="samples per step of the supervised upper bound")
+    b.add_argument("--upper-eval-every", type=int, default=0,
+                   help="measure the upper bound on the test set every N steps (its learning curve in the JSON)")
+    b.add_argument("--device", default="cpu", help="where the supervised upper bound trains (e.g. cuda)")
+    b.add_argument("--num-workers", type=int, default=0, help="data-loading processes for the upper bound")
     b.add_argument("--export", default=None, help="also probe this export and put everything in one table")
     b.add_argument("--latent-export", default=None, help="export of a reconstruction-only model (Table 4 row 1)")
     b.add_argument("--no-lifter", action="store_true", help="skip the single-view lifter")
@@ -853,8 +888,9 @@ def main(argv: list[str] | None = None) -> int:
         rows += untrained_baseline(cfg, tr_ds, te_ds, args.fractions, tuple(args.kinds),
                                    max_frames=args.max_frames, progress=progress)
         if args.upper_iters > 0:
-            rows.append(supervised_upper_bound(cfg, tr_ds, te_ds, iters=args.upper_iters,
-                                               max_frames=args.max_frames, progress=progress))
+            rows.append(supervised_upper_bound(cfg, tr_ds, te_ds, iters=args.upper_iters, batch_size=args.upper_batch,
+                                               max_frames=args.max_frames, progress=progress, device=args.device,
+                                               num_workers=args.num_workers, eval_every=args.upper_eval_every))
     if ex is not None:
         lat = load_export(args.latent_export) if getattr(args, "latent_export", None) else None
         feats = ("mv_keypoints", "latent", "mean_pose", "2d") + (() if getattr(args, "no_lifter", False) else ("sv_keypoints",))

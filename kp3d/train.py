@@ -79,6 +79,8 @@ def make_dataset(cfg: Config, split: str = "train", **overrides):
     except ImportError as e:  # pragma: no cover - depends on the data package being installed
         raise ImportError(f"kp3d.train needs data_utils.datasets.make_dataset ({e}); install the project with pip install -e .") from e
     overrides.setdefault("image_size", cfg.image_size)
+    if cfg.synthetic_frames:
+        overrides.setdefault("frames_per_subject", cfg.synthetic_frames)
     if cfg.data.startswith("rig:") and cfg.calibration:
         overrides.setdefault("calibration", cfg.calibration)
     return _make(data=cfg.data, profile=cfg.profile, split=split, **overrides)

@@ -156,6 +156,21 @@ def test_profiles_and_config_errors(cache):
         SyntheticConfig(bvh_clips=("/nonexistent.bvh",)).validate()
 
 
+def test_config_synthetic_frames_sizes_the_data_set(cache):
+    """Config.synthetic_frames reaches the renderer through kp3d.train.make_dataset (train, export and
+    evaluation all build their data there); it is refused for other data."""
+    from kp3d.config import get_config
+    from kp3d.train import make_dataset as make_from_config
+
+    default = make_from_config(get_config("smoke"), "test")
+    small = make_from_config(get_config("smoke", synthetic_frames=20), "test")
+    assert len(default) == 2 * 40 and len(small) == 2 * 20  # 2 test subjects x frames per subject
+    with pytest.raises(ValueError, match="synthetic_frames=-1"):
+        get_config("smoke", synthetic_frames=-1)
+    with pytest.raises(ValueError, match="use 0 for other data"):
+        get_config("smoke", synthetic_frames=100, data="h36m:/data/h36m")
+
+
 # ---------------------------------------------------------------- real-data loaders
 def _write_png(path, h=20, w=24, value=0):
     from PIL import Image

@@ -228,6 +228,34 @@ def test_supervised_upper_bound_crops(monkeypatch):
         E.supervised_upper_bound(cfg, tr, te, iters=1, crop="gt")
 
 
+def test_supervised_upper_bound_history():
+    """eval_every records the test error along the way; the last entry is the returned figure."""
+    from kp3d.config import get_config
+
+    tr, te = _fakes()
+    cfg = get_config("smoke")
+    row = E.supervised_upper_bound(cfg, tr, te, iters=5, hidden=8, progress=False, eval_every=2)
+    assert [h["step"] for h in row["history"]] == [2, 4, 5]
+    assert row["history"][-1]["mpjpe"] == row["mpjpe"] and all(np.isfinite(h["train_loss"]) for h in row["history"])
+    assert E.supervised_upper_bound(cfg, tr, te, iters=1, hidden=8, progress=False)["history"] == []
+    with pytest.raises(ValueError, match="eval_every=-1"):
+        E.supervised_upper_bound(cfg, tr, te, iters=1, eval_every=-1)
+
+
+def test_baselines_cli_upper_bound_curve(tmp_path, monkeypatch):
+    """`baselines` passes --upper-batch / --upper-eval-every / --device / --num-workers through and
+    writes the upper bound's learning curve into the JSON."""
+    monkeypatch.setenv("KP3D_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    assert E.main(["baselines", "--profile", "smoke", "--kinds", "linear", "--max-frames", "8", "--upper-iters", "3",
+                   "--upper-batch", "2", "--upper-eval-every", "2", "--device", "cpu", "--num-workers", "0",
+                   "--out", str(out), "--quiet"]) == 0
+    rows = json.loads((out / "baselines.json").read_text())["rows"]
+    upper = [r for r in rows if r["key"] == "supervised"]
+    assert len(upper) == 1 and [h["step"] for h in upper[0]["history"]] == [2, 3]
+    assert upper[0]["history"][-1]["mpjpe"] == pytest.approx(upper[0]["mpjpe"])
+
+
 def test_ablation_runner_views(tmp_path):
     tr, te = _fakes()
     rows = E.run_ablations(["views"], profile="smoke", out_dir=tmp_path, max_iters=2, kinds=("linear",),
