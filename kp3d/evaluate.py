@@ -379,7 +379,8 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
     the probes on the same encoder should not beat. It is only a ceiling when trained long enough:
     report its ``iters`` with it.
 
-    ``device``: where to train ("cuda" on a GPU machine; the figures are the same up to float noise).
+    ``device``: where to train ("cuda" on a GPU machine; the initialisation and the order of the
+    batches are those of a CPU run, the arithmetic differs, so figures agree only roughly).
     ``num_workers``: DataLoader processes (large images load slower than a GPU step).
     ``eval_every`` > 0 also measures the test error every that many steps, returned as ``history``
     (a list of dicts step, train_loss, mpjpe, n_mpjpe, p_mpjpe): whether the bound has stopped
