@@ -40,6 +40,7 @@ import logging
 import math
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -415,14 +416,14 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(train_ds, sub), batch_size=batch_size,
                                          shuffle=True, drop_last=len(sub) > batch_size, num_workers=num_workers,
                                          persistent_workers=num_workers > 0)
-    te_idx = _even_subset(len(test_ds), max_frames)
+    test_loader = torch.utils.data.DataLoader(torch.utils.data.Subset(test_ds, _even_subset(len(test_ds), max_frames)),
+                                              batch_size=16, num_workers=num_workers)
 
     def test_errors() -> dict:
         model.eval(); head.eval()
         preds, gts = [], []
         with torch.no_grad():
-            for batch in torch.utils.data.DataLoader(torch.utils.data.Subset(test_ds, list(te_idx)), batch_size=16,
-                                                     num_workers=num_workers):
+            for batch in test_loader:
                 (images, backgrounds, *_), j = _to_device(batch, views, dev)
                 bg = backgrounds if use_bg else None
                 preds.append((head(_encode(model, images, bg).flatten(1)) * y_std + y_mean).double().cpu().numpy())
@@ -432,7 +433,7 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
 
     model.train(); head.train()
     history: list[dict] = []
-    step, recent = 0, []
+    step, recent = 0, deque(maxlen=50)  # the last 50 training losses
     bar = tqdm(total=iters, desc="supervised upper bound", disable=not progress, leave=False)
     while step < iters:
         for batch in loader:
@@ -445,7 +446,7 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
             loss.backward()
             opt.step()
             step += 1
-            recent = (recent + [float(loss.detach())])[-50:]
+            recent.append(float(loss.detach()))
             bar.update(1)
             bar.set_postfix(loss=recent[-1])
             if eval_every and step % eval_every == 0 and step < iters:
@@ -458,7 +459,6 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
     final = test_errors()
     if eval_every:
         history.append(dict(step=step, train_loss=float(np.mean(recent)) if recent else float("nan"), **final))
-    model.eval(); head.eval()
     return dict(key="supervised", setting="upper bound: encoder trained with 3D labels", features="images",
                 probe="supervised", fraction=1.0, n_train=len(sub), iters=iters, crop=crop, paper=None,
                 history=history, **final)
