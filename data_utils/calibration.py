@@ -461,7 +461,8 @@ def load_calibration(path: str | Path, format: str = "auto", units: str = "auto"
     elif units == "auto":
         file_units = "m" if spread < METRES_BELOW else "mm"
         conversions.append(f"units: median distance between camera centres is {spread:.4g} -> read as "
-                           f"{'metres' if file_units == 'm' else 'millimetres'} (force with units='m'/'mm')")
+                           f"{'metres' if file_units == 'm' else 'millimetres'} (force with units='m'/'mm': "
+                           f"kp3d-train --units mm, DATA = 'rig:PATH?units=mm')")
     else:
         file_units = units
     scale = 1000.0 if file_units == "m" else 1.0
@@ -477,10 +478,12 @@ def load_calibration(path: str | Path, format: str = "auto", units: str = "auto"
             if best != "z":
                 A = rotation_to_z_up(_axis(best))
                 conversions.append(f"up axis: the cameras' mean up direction is the file's {best} axis -> world "
-                                   f"rotated so that it becomes +z (force with up_axis='z' to keep the file's frame)")
+                                   f"rotated so that it becomes +z (force with up_axis='z' to keep the file's frame: "
+                                   f"kp3d-train --up-axis z, DATA = 'rig:PATH?up_axis=z')")
         else:
             log.warning("%s: cannot tell the world's up axis from the cameras (mean camera up %s); the world frame "
-                        "is kept as is. Pass up_axis='y', '-y', 'z', ... to set it.", path.name, np.round(up, 2))
+                        "is kept as is. Pass up_axis='y', '-y', 'z', ... to set it (kp3d-train --up-axis=-y, "
+                        "DATA = 'rig:PATH?up_axis=-y').", path.name, np.round(up, 2))
     elif up_axis != "z":
         A = rotation_to_z_up(_axis(up_axis))
         conversions.append(f"up axis: file's {up_axis} -> +z (world rotated)")

@@ -497,6 +497,35 @@ def make_dataset(data: str = "synthetic", profile: str = "cpu-demo", split: str 
                      f"or 'rig:<folder>'")
 
 
+def absolute_data(data: str, base: str | Path) -> str:
+    """``data`` with a relative folder (and a rig's ``backgrounds=`` folder) made absolute against
+    ``base``, so that it means the same from any working directory (the notebooks run in notebooks/).
+
+    Example:
+        >>> absolute_data("rig:my_rig?trim=true", "/home/me")
+        'rig:/home/me/my_rig?trim=true'
+        >>> absolute_data("synthetic", "/home/me")
+        'synthetic'
+    """
+    kind, sep, rest = str(data).partition(":")
+    if not sep or kind not in ("h36m", "3dhp", "rig") or not rest:
+        return str(data)
+    path, qsep, query = rest.partition("?")
+
+    def absolute(p: str) -> str:
+        q = Path(p).expanduser()
+        return str(q if q.is_absolute() else Path(base) / q)
+
+    out = f"{kind}:{absolute(path)}"
+    if qsep:
+        items = []
+        for item in query.split("&"):
+            key, eq, value = item.partition("=")
+            items.append(f"{key}={absolute(value)}" if key.strip() == "backgrounds" and eq and value else item)
+        out += "?" + "&".join(items)
+    return out
+
+
 def data_views(data: str, calibration: str | Path | None = None) -> tuple[int, ...] | None:
     """The view indices a model trained on ``data`` should use: every camera of a rig (read from its
     calibration, no video decoded), None for the other data sets (the profile's ``views``).

@@ -10,9 +10,11 @@ What the loader does, in order:
    OpenCV YAML/JSON, Human3.6M-style JSON) and normalises it to mm, world-to-camera, z up;
 2. matches one video file or image folder per calibrated camera by name (case-insensitive file stem,
    in the root or in ``videos/``). A camera without a video, a video without a camera, fewer than
-   two cameras, a video whose size does not match the calibration's aspect ratio, or frame counts
-   that differ are errors naming the fix (``trim=True`` cuts every camera to the shortest one with a
-   warning instead: only right when the recordings start together);
+   two cameras, a video whose size is not the calibration's up to a uniform scale and a centred
+   crop or pad of at most 2% (:func:`recorded_camera`: what a camera or encoder does, e.g. 1088 rows
+   calibrated, 1080 recorded; the intrinsics follow with a warning), or frame counts that differ
+   are errors naming the fix (``trim=True`` cuts every camera to the shortest one with a warning
+   instead: only right when the recordings start together);
 3. decodes each camera once (PyAV), **undistorts the images** with the camera's lens model
    (``cv2.remap`` to a pinhole image with the same K) so that ``P = K [R | t]`` is exact for the
    triangulation downstream, fits them to a square ``image_size`` (``fit="pad"``: keep the aspect
@@ -24,9 +26,15 @@ What the loader does, in order:
    (``background/<camera>.png``), an empty-scene clip (``background/<camera>.mp4`` or a folder),
    else the per-pixel median over the recording (``data_utils.background.median_background``). A
    median is checked for contamination (:func:`background_contamination`) and a
-   :class:`ContaminatedBackgroundWarning` says how to fix it;
+   :class:`ContaminatedBackgroundWarning` says how to fix it; a supplied empty scene is checked
+   against the recording the same way when the recording's own median is clean (someone standing in
+   the "empty" scene differs from most frames where the recording shows the scene);
 5. optional labels ``joints_3d.npy`` (T, 17, 3) in the calibration's world units and frame give the
    ``gt`` entry (3D joints and their pinhole projections); without them there is no ``gt`` key.
+
+The options of the loader are also part of the data spec, so that ``kp3d-train --data`` and the
+notebooks' ``DATA`` reach them: ``rig:/data/my_rig?trim=true&cameras=cam1,cam3&units=m&up_axis=-y``
+(and ``backgrounds=/folder``); :func:`parse_rig_spec` reads them.
 
 Samples follow docs/architecture.md (``images``, ``backgrounds``, ``K``, ``R``, ``t``, ``index``,
 optional ``gt``). A rig has no held-out split: every ``split`` returns all (selected) frames.
@@ -70,6 +78,21 @@ my_rig/
 CALIBRATION_NAMES = ("calibration.toml", "calibration.yml", "calibration.yaml", "calibration.json")
 FITS = ("pad", "stretch")
 MIN_CHECK_FRAMES = 10  # fewer frames than this: the median cannot be checked (and is rarely clean)
+MAX_CROP_PAD = 0.02  # a recording may differ from its calibration by a centred crop/pad of this share
+RIG_OPTIONS = ("trim", "cameras", "backgrounds", "units", "up_axis")  # options of a "rig:PATH?..." spec
+# how each option is given on the command line and in the notebooks (for the error messages)
+_OPTION_HOWTO = {
+    "trim": "kp3d-train --trim; DATA = 'rig:PATH?trim=true' in the notebooks",
+    "cameras": "kp3d-train --cameras cam1,cam3; DATA = 'rig:PATH?cameras=cam1,cam3'",
+    "backgrounds": "kp3d-train --backgrounds FOLDER; DATA = 'rig:PATH?backgrounds=FOLDER'",
+    "units": "kp3d-train --units m; DATA = 'rig:PATH?units=m'",
+    "up_axis": "kp3d-train --up-axis=-y; DATA = 'rig:PATH?up_axis=-y'",
+}
+
+
+def howto(option: str) -> str:
+    """Where a loader option is set outside Python, for an error message."""
+    return _OPTION_HOWTO[option]
 
 
 class ContaminatedBackgroundWarning(UserWarning):
@@ -100,6 +123,42 @@ def fit_camera(camera: Camera, size: int, fit: str = "pad") -> tuple[Camera, tup
     K[0, 2] += left
     K[1, 2] += top
     return Camera(name=cam.name, K=K, R=cam.R, t=cam.t, width=size, height=size), (w, h, left, top)
+
+
+def recorded_camera(camera: Camera, width: int, height: int) -> tuple[Camera, str] | None:
+    """The calibrated ``camera`` for a recording of ``width x height`` pixels, as a camera makes it.
+
+    A sensor mode or encoder changes the resolution by a uniform scale ``s`` and then crops or pads
+    the image symmetrically (e.g. 1920x1088 calibrated, 1920x1080 encoded: 4 rows cut top and
+    bottom). So ``f' = s f`` on both axes and ``c' = (c + 0.5) s - 0.5 + (size' - s size) / 2``; the
+    lens model, in normalised coordinates, stays valid. ``s`` comes from the axis that leaves the
+    fewer pixels to crop/pad on the other one.
+
+    Returns:
+        (camera at width x height, what was done, for the log), or None when no uniform scale plus a
+        crop/pad of at most ``MAX_CROP_PAD`` of the image explains the recording's size.
+    """
+    W, H = int(width), int(height)
+    best = None
+    for s in (W / camera.width, H / camera.height):
+        off = ((W - s * camera.width) / 2, (H - s * camera.height) / 2)  # px added on each side (< 0: cut)
+        pixels = 2 * max(abs(off[0]), abs(off[1]))  # the fewest pixels cut or added wins
+        if best is None or pixels < best[2]:
+            best = (s, off, pixels)
+    s, off, _ = best
+    if max(abs(2 * off[0]) / W, abs(2 * off[1]) / H) > MAX_CROP_PAD + 1e-9:
+        return None
+    K = camera.K.copy()
+    K[0, 0] *= s
+    K[0, 1] *= s
+    K[1, 1] *= s
+    K[0, 2] = (K[0, 2] + 0.5) * s - 0.5 + off[0]
+    K[1, 2] = (K[1, 2] + 0.5) * s - 0.5 + off[1]
+    what = f"scaled x{s:.4g}" if abs(s - 1) > 1e-12 else "same scale"
+    for axis, o in zip(("columns", "rows"), off):
+        if abs(o) > 1e-9:
+            what += f", {abs(o):g} {axis} {'padded' if o > 0 else 'cropped'} on each side"
+    return Camera(name=camera.name, K=K, R=camera.R, t=camera.t, width=W, height=H), what
 
 
 def _prepare(img: np.ndarray, maps, placement: tuple[int, int, int, int], size: int) -> np.ndarray:
@@ -230,7 +289,7 @@ def match_sources(root: Path, names: list[str], allow_extra: bool = False) -> di
         raise ValueError(
             f"rig {root}: {extra} match no camera of the calibration (cameras: {names}).\n"
             f"Fix: add their calibration, rename them to a camera's name, move them out of the folder, "
-            f"or choose cameras with cameras=[...].")
+            f"or choose cameras with cameras=[...] ({howto('cameras')}).")
     return {n: found[n.lower()] for n in names}
 
 
@@ -242,7 +301,8 @@ def _background_source(root: Path, name: str, backgrounds) -> Path | None:
     folder = Path(backgrounds) if backgrounds is not None else root / "background"
     if not folder.is_dir():
         if backgrounds is not None:
-            raise FileNotFoundError(f"backgrounds={backgrounds}: no such folder")
+            raise FileNotFoundError(f"backgrounds={backgrounds}: no such folder; give the folder of the "
+                                    f"empty-scene images or clips ({howto('backgrounds')})")
         return None
     for p in sorted(folder.iterdir()):
         stem = p.stem if p.is_file() else p.name
@@ -288,6 +348,11 @@ class RigDataset(Dataset):
         self.split, self.image_size, self.fit = split, int(image_size), fit
         calib_path = Path(calibration).expanduser() if calibration is not None else find_calibration(self.root)
         self.calibration: Calibration = load_calibration(calib_path, units=units, up_axis=up_axis, subject=subject)
+        conv = self.calibration.conversions[1:]
+        changed = ([c for c in conv if c.startswith("units:")] if any("converted" in c for c in conv) else []) + \
+            [c for c in conv if c.startswith("up axis")]
+        if changed:  # the file's numbers are not used as written: say so where the user looks
+            log.warning("rig %s: calibration %s: %s", self.root, calib_path.name, "; ".join(changed))
         names = self.calibration.names if cameras is None else list(cameras)
         unknown = [n for n in names if n not in self.calibration.names]
         if unknown:
@@ -304,14 +369,17 @@ class RigDataset(Dataset):
         for n in names:
             cam, info = self.calibration.camera(n), infos[n]
             if (info["width"], info["height"]) != (cam.width, cam.height):
-                if abs(info["width"] / info["height"] - cam.width / cam.height) > 0.01:
+                fitted = recorded_camera(cam, info["width"], info["height"])
+                if fitted is None:
                     raise ValueError(
                         f"camera {n}: video {self.sources[n].name} is {info['width']}x{info['height']} but the "
-                        f"calibration says {cam.width}x{cam.height} (another aspect ratio): wrong file or wrong "
-                        f"calibration? Fix: calibrate at the recording's resolution.")
-                log.info("camera %s: calibrated at %dx%d, video is %dx%d -> intrinsics rescaled", n, cam.width,
-                         cam.height, info["width"], info["height"])
-                cam = cam.resized(info["width"], info["height"])
+                        f"calibration says {cam.width}x{cam.height} (another aspect ratio, not a uniform scale "
+                        f"plus a crop/pad of at most {100 * MAX_CROP_PAD:.0f}%): wrong file or wrong calibration? "
+                        f"Fix: calibrate at the recording's resolution.")
+                # a warning: the user should know the intrinsics are not the file's
+                log.warning("camera %s: calibrated at %dx%d, video is %dx%d -> intrinsics rescaled (%s)", n,
+                            cam.width, cam.height, info["width"], info["height"], fitted[1])
+                cam = fitted[0]
             native.append(cam)
         counts = {n: infos[n]["frames"] for n in names}
         n_frames = min(counts.values())
@@ -320,7 +388,8 @@ class RigDataset(Dataset):
             if not trim:
                 raise ValueError(msg + ". The videos must be synchronised and equally long. Fix: cut them to the "
                                  "same frames, or pass trim=True to keep the first "
-                                 f"{n_frames} frames of each (right only when they start together).")
+                                 f"{n_frames} frames of each (right only when they start together; "
+                                 f"{howto('trim')}).")
             warnings.warn(msg + f"; trim=True: keeping the first {n_frames} frames of every camera", stacklevel=2)
         if n_frames < 1:
             raise ValueError(f"rig {self.root}: no frames in {[n for n in names if counts[n] == 0]}")
@@ -421,7 +490,9 @@ class RigDataset(Dataset):
             kind = "empty-scene image" if len(frames) == 1 else f"empty-scene clip ({len(frames)} frames, median)"
             self.background_sources[name] = f"{kind}: {src}"
             log.info("camera %s: background from the %s", name, self.background_sources[name])
-            return np.asarray(median_background(np.stack(frames)), dtype=np.float32)  # 0-255
+            bg = np.asarray(median_background(np.stack(frames)), dtype=np.float32)  # 0-255
+            self._check_supplied_background(v, src, bg, background_frames)
+            return bg
         T = len(self.frames)
         idx = np.unique(np.linspace(0, T - 1, min(T, background_frames)).round().astype(int))
         frames = np.asarray(self._images[idx, v])
@@ -437,10 +508,37 @@ class RigDataset(Dataset):
             msg = (f"camera {name}: the median background looks contaminated: {report['reason']}. The model would "
                    f"learn to ignore whoever is burned into it. Fix: record the empty scene and put an image at "
                    f"{self.root / 'background' / (name + '.png')} or a clip at "
-                   f"{self.root / 'background' / (name + '.mp4')} (or pass backgrounds=...).")
+                   f"{self.root / 'background' / (name + '.mp4')} (or pass backgrounds=FOLDER; "
+                   f"{howto('backgrounds')}).")
             log.warning("%s", msg)
             warnings.warn(msg, ContaminatedBackgroundWarning, stacklevel=3)
         return bg
+
+    def _check_supplied_background(self, v: int, src: Path, bg: np.ndarray, background_frames: int) -> None:
+        """Warn when a supplied empty scene shows someone: it then differs from most frames of the recording
+        where the recording's own median sees a clean, static scene.
+
+        Only when that median is itself clean: when the recording's person stands still, the frames differ
+        from a truly empty scene in the same way, and the supplied scene is the fix, not a fault.
+        """
+        T = len(self.frames)
+        idx = np.unique(np.linspace(0, T - 1, min(T, background_frames)).round().astype(int))
+        if len(idx) < MIN_CHECK_FRAMES:
+            return
+        frames = np.asarray(self._images[idx, v])
+        if background_contamination(frames, median_background(frames))["contaminated"]:
+            return
+        report = background_contamination(frames, bg)
+        if not report["contaminated"]:
+            return
+        name = self.camera_names[v]
+        self.background_report[name] = report
+        msg = (f"camera {name}: the supplied background {src} does not look empty: {report['reason']}, while the "
+               f"recording itself shows a static scene there. Someone may stand in it (or the scene changed since "
+               f"it was recorded), and the model would learn to ignore them. Fix: record the empty scene again, "
+               f"or remove {src.name} to use the median over the recording.")
+        log.warning("%s", msg)
+        warnings.warn(msg, ContaminatedBackgroundWarning, stacklevel=4)
 
     # -- labels -----------------------------------------------------------------------------
     def _load_labels(self, n_frames: int) -> np.ndarray | None:
@@ -511,14 +609,77 @@ class RigDataset(Dataset):
 __doc__ = __doc__.replace("{layout}", "\n".join("    " + line for line in RIG_LAYOUT.splitlines()))
 
 
+def _parse_option(spec: str, key: str, value: str):
+    if key == "trim":
+        low = value.strip().lower()
+        if low not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ValueError(f"data={spec!r}: trim={value!r}, expected true or false")
+        return low in ("1", "true", "yes", "on")
+    if key == "cameras":
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        if not names:
+            raise ValueError(f"data={spec!r}: cameras= is empty; list camera names, e.g. cameras=cam1,cam3")
+        return names
+    if key == "backgrounds":
+        return str(Path(value).expanduser())
+    return value.strip()
+
+
+def parse_rig_spec(spec: str) -> tuple[str, dict]:
+    """Split ``"rig:PATH?key=value&..."`` into ``("rig:PATH", options)``.
+
+    Options (:data:`RIG_OPTIONS`, the :class:`RigDataset` arguments of the same names): ``trim``
+    (true/false), ``cameras`` (comma-separated names), ``backgrounds`` (a folder), ``units``
+    (auto, m, mm) and ``up_axis`` (auto, z, -z, y, -y, x, -x). An unknown key raises.
+
+    Example:
+        >>> parse_rig_spec("rig:/data/my_rig?trim=true&cameras=cam1,cam3")
+        ('rig:/data/my_rig', {'trim': True, 'cameras': ['cam1', 'cam3']})
+    """
+    base, sep, query = str(spec).partition("?")
+    options = {}
+    for item in filter(None, query.split("&")) if sep else ():
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if key not in RIG_OPTIONS or not eq:
+            raise ValueError(f"data={spec!r}: {item!r} is not a rig option; expected key=value with a key among "
+                             f"{', '.join(RIG_OPTIONS)} (e.g. rig:/data/my_rig?trim=true&cameras=cam1,cam3)")
+        options[key] = _parse_option(spec, key, value)
+    return base, options
+
+
+def with_rig_options(spec: str, **options) -> str:
+    """``spec`` ("rig:PATH", maybe with options already) with ``options`` added or replaced.
+
+    Example:
+        >>> with_rig_options("rig:/data/my_rig", trim=True, cameras=["cam1", "cam3"])
+        'rig:/data/my_rig?trim=true&cameras=cam1,cam3'
+    """
+    if not str(spec).startswith("rig:"):
+        raise ValueError(f"the rig options {sorted(options)} need data='rig:/path/to/folder' (--data rig:PATH), "
+                         f"not data={spec!r}")
+    base, current = parse_rig_spec(spec)
+    for key, value in options.items():
+        if key not in RIG_OPTIONS:
+            raise ValueError(f"{key!r} is not a rig option: expected one of {', '.join(RIG_OPTIONS)}")
+        current[key] = _parse_option(spec, key, ",".join(value) if isinstance(value, (list, tuple)) else str(value))
+    parts = []
+    for key in RIG_OPTIONS:
+        if key in current:
+            v = current[key]
+            parts.append(f"{key}={'true' if v is True else 'false' if v is False else ','.join(v) if isinstance(v, list) else v}")
+    return base + ("?" + "&".join(parts) if parts else "")
+
+
 def rig_root(spec: str) -> Path:
-    """The rig folder of ``data="rig:PATH"`` (a bare path is accepted too); the folder need not exist yet.
+    """The rig folder of ``data="rig:PATH"`` (a bare path is accepted too; options after ``?`` are
+    ignored); the folder need not exist yet.
 
     Example:
         >>> rig_root("rig:/data/my_rig").as_posix()
         '/data/my_rig'
     """
-    kind, sep, path = str(spec).partition(":")
+    kind, sep, path = parse_rig_spec(spec)[0].partition(":")
     if sep and kind == "rig":
         root = path
     elif not sep or len(kind) == 1:  # a bare path (or a Windows drive letter)
@@ -543,8 +704,18 @@ def rig_camera_names(spec: str, calibration: str | Path | None = None, **calibra
     if not root.is_dir():
         raise FileNotFoundError(f"rig folder {root} not found (data={spec!r}). Fix: point DATA / --data at the "
                                 f"folder holding the videos and the calibration.\nExpected layout:\n{RIG_LAYOUT}")
+    options = parse_rig_spec(spec)[1]
+    for key in ("units", "up_axis"):
+        if key in options:
+            calibration_kw.setdefault(key, options[key])
     path = Path(calibration).expanduser() if calibration else find_calibration(root)
-    return load_calibration(path, **calibration_kw).names
+    names = load_calibration(path, **calibration_kw).names
+    if "cameras" in options:
+        unknown = [n for n in options["cameras"] if n not in names]
+        if unknown:
+            raise ValueError(f"data={spec!r}: cameras {unknown} are not in the calibration (cameras: {names})")
+        return list(options["cameras"])
+    return names
 
 
 def make_rig_dataset(spec: str, calibration: str | None = None, profile: str = "cpu-demo", split: str = "train",
@@ -562,6 +733,8 @@ def make_rig_dataset(spec: str, calibration: str | None = None, profile: str = "
 
     check_profile(profile)
     root = rig_root(spec)
+    for key, value in parse_rig_spec(spec)[1].items():  # arguments given here win over the spec's
+        overrides.setdefault(key, value)
     if "image_size" not in overrides:
         from kp3d.config import get_config
 

@@ -12,7 +12,10 @@ and every field of :class:`SyntheticConfig` except ``workers``. The folder holds
 (T, 17, 3), joints_2d (T, V, 17, 2), K (V, 3, 3), R, t, action (T,), bg_true and bg_median
 (V, H, W, 3) uint8). It is written to a temporary folder and renamed, so an interrupted run leaves
 nothing half-written under the final name; a folder made by someone else with other parameters is
-never deleted or overwritten (an error says what to do).
+never deleted or overwritten (an error says what to do). The manifest stores the sha256 of every
+file; they are checked on first use in a process, and a damaged cache (flipped bytes, a file cut
+short) is re-rendered with a warning naming the file. A manifest from before the checksums gets them
+added on first use.
 
 Example:
     >>> from data_utils.synthetic import SyntheticConfig, ensure_rendered
@@ -27,6 +30,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,14 +234,59 @@ def cache_path(cfg: SyntheticConfig) -> Path:
     return cache_dir() / "synthetic" / cfg.cache_key()
 
 
-def _manifest(cfg: SyntheticConfig, seconds: float) -> dict:
+def _manifest(cfg: SyntheticConfig, seconds: float, folder: Path) -> dict:
     return {"generator_version": GENERATOR_VERSION, "key": cfg.cache_key(), "params": cfg.key_params(),
             "subjects": list(cfg.subjects), "render_seconds": round(seconds, 1),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sha256": _checksums(folder, cfg)}
+
+
+class DamagedCache(RuntimeError):
+    """A cached file does not match the checksum in the manifest (the cache is re-rendered)."""
+
+
+def _file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _data_files(cfg: SyntheticConfig) -> list[str]:
+    return [f"{s}_{k}" for s in cfg.subjects for k in ("images.npy", "masks.npy", "meta.npz")]
+
+
+def _checksums(folder: Path, cfg: SyntheticConfig) -> dict[str, str]:
+    return {name: _file_sha256(folder / name) for name in _data_files(cfg)}
+
+
+# files verified in this process: (path, size, mtime ns) -> True; hashing a large set once is enough
+_VERIFIED: set[tuple] = set()
+
+
+def _verify_checksums(path: Path, cfg: SyntheticConfig, manifest: dict) -> None:
+    """Raise :class:`DamagedCache` naming the first file whose sha256 differs from the manifest's."""
+    stored = manifest.get("sha256")
+    if stored is None:  # written before checksums: record them now (nothing to compare with)
+        manifest["sha256"] = _checksums(path, cfg)
+        tmp = path / "manifest.json.tmp"
+        tmp.write_text(json.dumps(manifest, indent=1))
+        os.replace(tmp, path / "manifest.json")
+        stored = manifest["sha256"]
+    for name in _data_files(cfg):
+        f = path / name
+        st = f.stat()
+        key = (str(f), st.st_size, st.st_mtime_ns)
+        if key in _VERIFIED:
+            continue
+        if stored.get(name) != _file_sha256(f):
+            raise DamagedCache(f"{f} is damaged (its sha256 differs from the one in {path / 'manifest.json'})")
+        _VERIFIED.add(key)
 
 
 def _check_existing(path: Path, cfg: SyntheticConfig) -> bool:
-    """True when ``path`` holds this data set; raise when it holds something else."""
+    """True when ``path`` holds this data set; raise when it holds something else, and
+    :class:`DamagedCache` when one of its files no longer matches its checksum."""
     mf = path / "manifest.json"
     if not mf.is_file():
         raise RuntimeError(f"{path} exists but has no manifest.json: it was not written by this generator "
@@ -250,6 +299,7 @@ def _check_existing(path: Path, cfg: SyntheticConfig) -> bool:
                if not (path / f"{s}_{k}").is_file()]
     if missing:
         raise RuntimeError(f"{path} is incomplete (missing {missing[0]}...): move it away to re-render.")
+    _verify_checksums(path, cfg, m)
     return True
 
 
@@ -257,8 +307,15 @@ def ensure_rendered(cfg: SyntheticConfig, progress: bool = True) -> Path:
     """Render the data set unless the cache already holds it; returns its folder."""
     cfg = cfg.validate()
     path = cache_path(cfg)
-    if path.exists() and _check_existing(path, cfg):
-        return path
+    try:
+        if path.exists() and _check_existing(path, cfg):
+            return path
+    except DamagedCache as e:
+        # the folder is this generator's own cache of these parameters (the manifest says so), and
+        # everything in it can be rendered again: replace it rather than train on damaged frames
+        warnings.warn(f"synthetic data cache: {e}; rendering the data set again (delete {path} yourself "
+                      f"if this repeats: the disk may be failing)", stacklevel=2)
+        shutil.rmtree(path)
     from tqdm.auto import tqdm
 
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
@@ -289,7 +346,7 @@ def ensure_rendered(cfg: SyntheticConfig, progress: bool = True) -> Path:
             for job in jobs:
                 collect(_render_view(job))
         bar.close()
-        (tmp / "manifest.json").write_text(json.dumps(_manifest(cfg, time.time() - start), indent=1))
+        (tmp / "manifest.json").write_text(json.dumps(_manifest(cfg, time.time() - start, tmp), indent=1))
         try:
             tmp.rename(path)
         except OSError:  # someone else finished the same data set first: use theirs

@@ -9,6 +9,9 @@ leaves a truncated ``last.pt``) holds
     sampler     {"epoch", "offset"}: where the data order resumes (derived from ``step``)
     config      ``Config.to_dict()``
     wall_s      training seconds spent so far (all sessions)
+    sha256      hex digest of every tensor and array above (:func:`payload_sha256`), written by
+                :func:`save_checkpoint` / :func:`save_compact` and checked by :func:`load_checkpoint`:
+                a file with flipped bytes is refused with the name of the last intact one
 Layout inside a run dir: ``checkpoints/step_XXXXXXX.pt`` and ``checkpoints/last.pt``.
 
 A *compact* checkpoint (:func:`save_compact`) holds only what inference needs: the model's weights,
@@ -22,8 +25,10 @@ Example:
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,49 @@ import torch
 from kp3d.config import Config
 
 LAST = "last.pt"
+CHECKSUM_KEY = "sha256"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be trusted (damaged, truncated, or not a checkpoint); the message names
+    the file and what to do."""
+
+
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    """The raw bytes of a tensor as stored (any dtype, any device)."""
+    t = t.detach().cpu().contiguous().reshape(-1)
+    return t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+
+
+def _hash_payload(obj: Any, h, path: str = "") -> None:
+    """Feed every tensor and numpy array inside ``obj`` (nested dicts, lists, tuples) into ``h``,
+    each with its place in the structure, dtype and shape, so a moved or reshaped value counts too."""
+    if isinstance(obj, torch.Tensor):
+        h.update(f"{path}|{obj.dtype}|{tuple(obj.shape)}|".encode())
+        h.update(_tensor_bytes(obj))
+    elif isinstance(obj, np.ndarray) and obj.dtype != object:
+        h.update(f"{path}|{obj.dtype}|{obj.shape}|".encode())
+        h.update(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            if not (path == "" and k == CHECKSUM_KEY):
+                _hash_payload(v, h, f"{path}/{k}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _hash_payload(v, h, f"{path}/{i}")
+
+
+def payload_sha256(ckpt: dict[str, Any]) -> str:
+    """sha256 (hex) of the tensor payload of a checkpoint dict (everything but its own checksum)."""
+    h = hashlib.sha256()
+    _hash_payload(ckpt, h)
+    return h.hexdigest()
+
+
+def with_checksum(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """``ckpt`` with its :func:`payload_sha256` stored under ``sha256`` (the dict is not copied)."""
+    ckpt[CHECKSUM_KEY] = payload_sha256(ckpt)
+    return ckpt
 
 
 def rng_state() -> dict[str, Any]:
@@ -85,6 +133,7 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any], keep: int = 0) -
     d = checkpoint_dir(run_dir)
     d.mkdir(parents=True, exist_ok=True)
     path = step_path(run_dir, int(state["step"]))
+    state = with_checksum(dict(state))
     _atomic_save(state, path)
     _atomic_save(state, d / LAST)
     if keep > 0:
@@ -93,8 +142,60 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any], keep: int = 0) -
     return path
 
 
+_WARNED_NO_CHECKSUM: set[str] = set()
+
+
+def _read(p: Path, map_location) -> dict[str, Any]:
+    """torch.load of a checkpoint file; a file that does not unpickle raises :class:`CheckpointError`."""
+    try:
+        # weights_only=False: the file holds RNG states (numpy tuples) written by this package
+        ckpt = torch.load(p, map_location=map_location, weights_only=False)
+    except Exception as e:  # a truncated zip, flipped bytes in the pickle, another format
+        raise CheckpointError(f"checkpoint {p} cannot be read ({type(e).__name__}: {e}): the file is damaged "
+                              f"or not a kp3d checkpoint. {_intact_hint(p)}") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{p} holds a {type(ckpt).__name__}, not a kp3d checkpoint")
+    return ckpt
+
+
+def verify(ckpt: dict[str, Any]) -> bool | None:
+    """True when the stored checksum matches the payload, False when it does not, None when the file
+    carries none (written before checksums existed)."""
+    stored = ckpt.get(CHECKSUM_KEY)
+    return None if stored is None else stored == payload_sha256(ckpt)
+
+
+def last_intact_checkpoint(folder: str | Path, exclude: Path | None = None) -> Path | None:
+    """The newest ``step_XXXXXXX.pt`` in ``folder`` whose checksum holds (``exclude`` skipped), or None."""
+    for cand in sorted(Path(folder).glob("step_*.pt"), reverse=True):
+        if exclude is not None and cand.resolve() == exclude.resolve():
+            continue
+        try:
+            if verify(torch.load(cand, map_location="cpu", weights_only=False)) is not False:
+                return cand
+        except Exception:  # damaged as well: look further back
+            continue
+    return None
+
+
+def _intact_hint(p: Path) -> str:
+    """What to do about a damaged checkpoint ``p``: the last intact one beside it, if any."""
+    good = last_intact_checkpoint(p.parent, exclude=p)
+    if good is None:
+        return f"No intact step_*.pt is left in {p.parent}: restore the file from a copy or retrain."
+    if p.name == LAST:
+        return (f"The last intact checkpoint in that folder is {good.name}: move {p.name} away and copy "
+                f"{good.name} to {LAST} to resume from step {int(good.stem.split('_')[1])}.")
+    return f"The last intact checkpoint in that folder is {good.name}: use it instead."
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint file, or the ``last.pt`` of a run dir."""
+    """Read a checkpoint file, or the ``last.pt`` of a run dir, and check its checksum.
+
+    Raises :class:`CheckpointError` naming the damaged file and the last intact checkpoint beside it
+    when the tensors do not match the checksum stored with them. A file without a checksum (older
+    than checksums) loads with a one-time warning.
+    """
     p = Path(path)
     if p.is_dir():
         last = latest_checkpoint(p)
@@ -103,8 +204,28 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         p = last
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint {p} does not exist")
-    # weights_only=False: the file holds RNG states (numpy tuples) written by this package
-    return torch.load(p, map_location=map_location, weights_only=False)
+    ckpt = _read(p, map_location)
+    ok = verify(ckpt)
+    if ok is False:
+        raise CheckpointError(f"checkpoint {p} is damaged: its tensors do not match the sha256 stored with it. "
+                              f"{_intact_hint(p)}")
+    if ok is None and str(p.resolve()) not in _WARNED_NO_CHECKSUM:
+        _WARNED_NO_CHECKSUM.add(str(p.resolve()))
+        warnings.warn(f"checkpoint {p} carries no checksum (written by an older kp3d), so damage to it cannot be "
+                      f"detected; save it again to add one", stacklevel=2)
+    return ckpt
+
+
+def add_checksum(path: str | Path) -> Path:
+    """Store the checksum of an older checkpoint file that has none (its tensors are left as they are)."""
+    p = Path(path)
+    ckpt = _read(p, "cpu")
+    if ckpt.get(CHECKSUM_KEY) is not None:
+        if verify(ckpt) is False:
+            raise CheckpointError(f"checkpoint {p} is damaged: its tensors do not match the sha256 stored with it")
+        return p
+    _atomic_save(with_checksum(ckpt), p)
+    return p
 
 
 COMPACT_FORMAT = "kp3d-compact-1"
@@ -153,8 +274,9 @@ def save_compact(checkpoint: str | Path, out_path: str | Path, meta: dict[str, A
         else:
             tensors[name] = t.detach().clone().float() if t.is_floating_point() else t.detach().clone()
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save({"format": COMPACT_FORMAT, "config": ckpt["config"], "step": int(ckpt["step"]),
-                  "wall_s": float(ckpt.get("wall_s", 0.0)), "meta": dict(meta or {}), "tensors": tensors}, out_path)
+    _atomic_save(with_checksum({"format": COMPACT_FORMAT, "config": ckpt["config"], "step": int(ckpt["step"]),
+                                "wall_s": float(ckpt.get("wall_s", 0.0)), "meta": dict(meta or {}), "tensors": tensors}),
+                 out_path)
     return out_path
 
 

@@ -5,9 +5,14 @@
     kp3d-train --profile smoke --export outputs/smoke.npz                      # train, then export
     torchrun --nproc_per_node 4 -m kp3d.cli --profile paper-h36m --set data=h36m:/data/h36m
     kp3d-train --profile cpu-demo --data rig:/data/my_rig --calibration /data/my_rig/calibration.toml --export rig.npz
+    kp3d-train --profile cpu-demo --data rig:/data/my_rig --trim --cameras cam1,cam3 --units m --up-axis=-y
 
 ``--set key=value`` accepts any :class:`kp3d.config.Config` field (booleans: true/false; tuples:
-``views=0,1,2``). ``python -m kp3d.cli`` is the same command.
+``views=0,1,2``). ``python -m kp3d.cli`` is the same command. The rig options (``--trim``,
+``--cameras``, ``--backgrounds``, ``--units``, ``--up-axis``) become part of the data spec
+(``rig:/data/my_rig?trim=true&cameras=cam1,cam3``), the form the notebooks' ``DATA`` takes.
+
+An error prints one line (``error: ...``, exit status 2); ``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
 
@@ -20,6 +25,37 @@ from pathlib import Path
 
 from kp3d.config import Config, get_config, parse_override
 from kp3d.profiles import PROFILES
+
+# What a wrong input raises in this package (a bad value, a missing or damaged file, a failed
+# notebook): reported as one line. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, OSError, RuntimeError, FloatingPointError)
+
+
+def report_errors(run, debug: bool = False) -> int:
+    """Call ``run()`` and return its exit status; a :data:`USER_ERRORS` prints ``error: <message>``
+    on stderr and returns 2 (``debug=True``: raise it with its traceback)."""
+    try:
+        return run()
+    except USER_ERRORS as e:
+        if debug:
+            raise
+        print(f"error: {e}\n(--debug shows where it came from)", file=sys.stderr)
+        return 2
+
+
+def run_entry_point(main, argv: list[str] | None = None) -> int:
+    """Run ``main(argv)`` (an entry point whose errors propagate to Python callers) the way a command
+    line should: one-line errors, the traceback only with ``--debug``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
+    return report_errors(lambda: main(argv), debug)
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback")
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,26 +72,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this many minutes")
     p.add_argument("--device", default=None, choices=("cpu", "cuda"), help="default: cuda when available")
     p.add_argument("--export", default=None, metavar="NPZ", help="after training, export predictions to this .npz")
+    p.add_argument("--overwrite", action="store_true", help="let --export replace an existing file")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-    return p
+    rig = p.add_argument_group("rig options (data=rig:PATH only)")
+    rig.add_argument("--trim", action="store_true", help="cut every camera to the shortest one's frame count")
+    rig.add_argument("--cameras", default=None, metavar="A,B,...", help="use only these cameras, in this order")
+    rig.add_argument("--backgrounds", default=None, metavar="FOLDER", help="empty-scene images/clips per camera")
+    rig.add_argument("--units", default=None, choices=("auto", "m", "mm"), help="the calibration's length unit")
+    rig.add_argument("--up-axis", default=None, help="the calibration's up axis (z, -z, y, -y, x, -x; auto)")
+    return add_debug_flag(p)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _parse_overrides(items: list[str]) -> dict:
     overrides = {}
-    for item in args.overrides:
+    for item in items:
         if "=" not in item:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set max_iters=2000")
         key, value = item.split("=", 1)
         try:
             overrides[key.strip()] = parse_override(key.strip(), value)
         except ValueError as e:
-            raise SystemExit(str(e)) from None
+            raise ValueError(f"{e}" if "--set" in str(e) else f"--set {item}: {e}") from None
+    return overrides
+
+
+def _rig_options(args) -> dict:
+    opts = {"trim": True if args.trim else None, "cameras": args.cameras, "backgrounds": args.backgrounds,
+            "units": args.units, "up_axis": args.up_axis}
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def _check_export_target(path: str | None, overwrite: bool) -> None:
+    """Refuse a bad --export before training, not after hours of it."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.suffix != ".npz":
+        raise ValueError(f"--export {p}: the export is a .npz file; give a name ending in .npz")
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"--export {p} exists: add --overwrite to replace it, or choose another file")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return report_errors(lambda: _main(args), args.debug)
+
+
+def _main(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _check_export_target(args.export, args.overwrite)
+    overrides = _parse_overrides(args.overrides)
     if args.data:
         overrides["data"] = args.data
     if args.calibration:
         overrides["calibration"] = args.calibration
+    rig_opts = _rig_options(args)
+    if rig_opts:
+        from data_utils.rig import with_rig_options
+
+        overrides["data"] = with_rig_options(overrides.get("data", ""), **rig_opts)
     if overrides.get("data", "").startswith("rig:") and "views" not in overrides:
         # a rig has as many views as cameras: use them all unless --set views=... says otherwise
         from data_utils.datasets import data_views
@@ -78,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.export:
             from kp3d.export import export
 
-            print(f"export: {export(run_dir, args.export, device=args.device)}")
+            print(f"export: {export(run_dir, args.export, device=args.device, overwrite=args.overwrite)}")
     return 0
 
 

@@ -30,10 +30,19 @@ from typing import Any
 
 from kp3d.profiles import check_profile
 
-MASK_TARGETS = ("predicted", "gt", "img-bg")
+MASK_TARGETS = ("predicted", "gt", "img-bg", "img-bg-mask")
+CROP_SOURCES = ("detector", "gt-mask", "img-bg")  # Config.crop_source
+KEYPOINT_INPUTS = ("latent", "gt-mask", "img-bg", "rgb", "pred-mask")  # Config.keypoint_input
 BACKBONES = ("tiny", "resnet18", "resnet34", "resnet50")
 LOSS_REDUCTIONS = ("mean", "sum")
-KEYPOINT_ENCODERS = ("shared", "separate")  # Config.keypoint_encoder
+
+
+# Fields removed because they were off in every profile and moved nothing (docs/recipe.md keeps
+# their runs: w_concentration S3/N32c/MD8c, keypoint_encoder_grad_scale S2, keypoint_encoder
+# "separate" S1b, encoder_pool "flatten" G2, mask_decoder_hidden MD8), with their neutral values:
+# older checkpoints that carry them at these values still load.
+REMOVED_FIELDS: dict[str, Any] = {"w_concentration": 0.0, "keypoint_encoder_grad_scale": 1.0, "keypoint_encoder": "shared",
+                                  "encoder_pool": "avg", "mask_decoder_hidden": 1}
 
 
 @dataclass
@@ -47,7 +56,7 @@ class Config:
     #   "" = the calibration.{toml,yml,yaml,json} inside the rig folder (docs/own_rig.md)
     seed: int = 0
     synthetic_frames: int = 0  # data="synthetic" only: procedural frames per subject; 0 = the profile's
-    #   preset (cpu-demo 480, i.e. 2,400 training frames). Why it exists: docs/recipe.md session 5 found
+    #   preset (cpu-demo 480, i.e. 2,400 training frames). Why it exists: docs/recipe.md ("What does supervision reach on this data set?") found
     #   the test error of a network trained with the 3D labels limited by the number of training
     #   frames (84-86 mm with 2,400); a larger set renders once (about 4x the time for 4x the frames).
 
@@ -63,10 +72,6 @@ class Config:
     #   map barely says WHERE the person is; docs/recipe.md measured the tiny CPU detector's centre
     #   12 patch px off the person with "avg" although its box prior target was within 5.
     encoder: str = "resnet50"  # encoder E backbone ("tiny" is a 4-layer CNN for tests)
-    encoder_pool: str = "avg"  # "avg": global average pool before the linear map to Xi; "flatten": the
-    #   last feature map flattened (the paper calls Xi "a feature map of size 729" without saying
-    #   whether it is pooled). Why "flatten" exists: the keypoint head reads only Xi, so Xi must say
-    #   where the body parts are in the patch, which a global pool blurs.
     latent_dim: int = 729  # size of Xi: 729 on H36M, 1029 on 3DHP (S.1.1); pooled features -> linear
     decoder_channels: tuple = (256, 128, 64, 32)  # Table S1: 256x(P/8)^2 -> 128 -> 64 -> 32 channels
     decoder_convs_per_block: int = 3  # Table S1: three conv3x3+ReLU per upsampling block
@@ -83,11 +88,6 @@ class Config:
     mask_decoder_last_init_std: float = 0.0  # 0 = PyTorch default init (paper silent). >0: the last
     #   conv of the mask decoder starts with N(0, std) weights and zero bias, so the decoder starts
     #   near an empty mask instead of a strong positive response (SPEC section 8, failure mode 3).
-    mask_decoder_hidden: int = 1  # channels between the mask decoder's convolutions; 1 = the paper
-    #   (N -> 1 -> 1 -> 1). Why it exists: with one channel the decoder can only blur a weighted sum
-    #   of the keypoints' Gaussians; docs/recipe.md session 3 saw its mask stay a column along the
-    #   body while the image decoder's mask M_p drew both legs. Measured (run MD8, hidden 8): the
-    #   mask then shows both legs and the mask loss falls by a third, but the keypoints do not follow.
     box_init_scale: float = 0.75  # detector's initial box: centred, s_x = s_y = this (paper silent;
     #   a spatial transformer usually starts at identity; 0.75 keeps the person inside with margin)
     box_min_scale: float = 0.1  # s is squashed into [box_min_scale, 1] so the box never degenerates
@@ -121,14 +121,8 @@ class Config:
     w_mask: float = 0.5  # gamma (5.0 on 3DHP)
     w_coverage: float = 0.01  # delta
     w_centering: float = 1.0  # eta
-    w_concentration: float = 0.0  # not in the paper (0 = off): weight of the mean spatial spread of
-    #   each keypoint's softmax map (RMS radius around its soft-argmax, as a fraction of the patch
-    #   side; kp3d.losses.concentration_loss). Why it exists: docs/recipe.md session 3 measured the
-    #   cpu-demo maps nearly flat (RMS spread 14-18 px in a 64 px patch; a uniform map has 26), so
-    #   Eq. 4 returned a weighted centroid of the whole patch that followed where the person stood
-    #   but not how the limbs moved. A concentration term of this kind is common in unsupervised
-    #   2D landmark work; it lets a map sharpen without saying where.
     mask_target: str = "predicted"  # Table 6: "predicted" (M_p, the paper's default), "gt", "img-bg"
+    #   (|I - B| scaled by its maximum); "img-bg-mask": |I - B| > box_prior_threshold, a binary mask
     detach_mask_target: bool = True  # paper silent. True: Eq. 11/13 do not push the image decoder's
     #   mask M_p towards the keypoints' mask; M_p is learnt from reconstruction alone (SPEC section 8,
     #   failure mode 4: the mask shrinks when keypoint losses reach it).
@@ -148,15 +142,21 @@ class Config:
     #   encoder; Xi (and the image decoder's mask M_p) is learnt from reconstruction alone. The paper
     #   back-propagates into the encoder (True). docs/recipe.md: with True, the cpu-demo run's mask
     #   M_p collapsed within 200 steps of the keypoint losses starting (failure mode 4).
-    keypoint_encoder_grad_scale: float = 1.0  # with keypoint_encoder_grad=True and a shared encoder:
-    #   the keypoint losses' gradient into the encoder is multiplied by this (the forward pass is
-    #   unchanged). 1 = the paper. Why it exists: a middle way between the paper's full gradient,
-    #   which collapsed M_p, and none, which leaves Xi blind to what the keypoints need.
-    keypoint_encoder: str = "shared"  # "shared" = the paper: the keypoint head reads Xi of the encoder
-    #   E that the image decoder reads. "separate": the keypoint head reads its own encoder (the same
-    #   backbone, its own weights) which only the keypoint losses train, so they can shape features
-    #   for the keypoints without ever reaching the image decoder's mask M_p (docs/recipe.md, session 3).
-    #   Costs a second encoder pass; keypoint_encoder_grad then applies to that encoder.
+    # --- the ladder from the geometric bottleneck to the full model (docs/recipe.md, "The ladder") ---
+    keypoint_input: str = "latent"  # what the keypoint head psi reads. "latent" = the paper: psi decodes
+    #   the maps from Xi (Table S1). Otherwise psi is a small U-Net on the patch itself
+    #   (kp3d.networks.PatchKeypointHead) reading "gt-mask" (the ground-truth mask, an oracle for
+    #   diagnosis only), "img-bg" (|I - B| > box_prior_threshold, no labels), "rgb" (the patch) or
+    #   "pred-mask" (the image decoder's mask M_p, detached). Why: docs/recipe.md measured that 16
+    #   keypoints read from a mask patch and forced to rebuild it carry the pose (rung R0), while
+    #   keypoints decoded from Xi carry no more than the mean pose.
+    crop_source: str = "detector"  # where the patch comes from. "detector" = the paper's spatial
+    #   transformer S. "gt-mask" (oracle) / "img-bg": a fixed square box around the ground-truth mask
+    #   / around |I - B| > box_prior_threshold (kp3d.losses.foreground_box); the detector is unused.
+    #   Why: lets the keypoint path be measured without a learned crop (rungs R0-R2).
+    image_reconstruction: bool = True  # False: no image decoder pass and no Eq. 10 (the geometric
+    #   bottleneck alone, rungs R0/R1); needs a fixed crop, a keypoint input that is not the
+    #   latent or M_p, and a mask target that is not M_p.
     loss_reduction: str = "mean"  # norms of Eq. 10/11 averaged ("mean") or summed ("sum") over pixels
     #   (then averaged over the batch). The paper does not say; with "mean" delta = 0.01 and eta = 1
     #   balance reconstruction as in SPEC section 8 (summing changes the balance by 10^3-10^5).
@@ -201,18 +201,20 @@ class Config:
         if self.synthetic_frames < 0 or (self.synthetic_frames and self.data != "synthetic"):
             raise ValueError(f"synthetic_frames={self.synthetic_frames} with data={self.data!r}: it sets the size of the "
                              f"embedded synthetic set (frames per subject, >= 1); use 0 for other data")
-        if self.mask_decoder_hidden < 1:
-            raise ValueError(f"mask_decoder_hidden={self.mask_decoder_hidden}: must be >= 1 (1 = the paper)")
-        if self.w_concentration < 0:
-            raise ValueError(f"w_concentration={self.w_concentration}: must be >= 0 (0 turns the term off)")
-        if self.keypoint_encoder not in KEYPOINT_ENCODERS:
-            raise ValueError(f"keypoint_encoder={self.keypoint_encoder!r}: expected one of {KEYPOINT_ENCODERS}")
-        if not 0.0 <= self.keypoint_encoder_grad_scale <= 1.0:
-            raise ValueError(f"keypoint_encoder_grad_scale={self.keypoint_encoder_grad_scale}: expected a number in [0, 1]"
-                             " (0 = no gradient, the same as keypoint_encoder_grad=False)")
-        for name in ("detector_pool", "encoder_pool"):
-            if getattr(self, name) not in ("avg", "flatten"):
-                raise ValueError(f"{name}={getattr(self, name)!r}: expected 'avg' or 'flatten'")
+        if self.detector_pool not in ("avg", "flatten"):
+            raise ValueError(f"detector_pool={self.detector_pool!r}: expected 'avg' or 'flatten'")
+        if self.keypoint_input not in KEYPOINT_INPUTS:
+            raise ValueError(f"keypoint_input={self.keypoint_input!r}: expected one of {KEYPOINT_INPUTS}")
+        if self.crop_source not in CROP_SOURCES:
+            raise ValueError(f"crop_source={self.crop_source!r}: expected one of {CROP_SOURCES}")
+        if not self.image_reconstruction:
+            bad = [f"{k}={v!r}" for k, v, ok in (
+                ("crop_source", self.crop_source, self.crop_source != "detector"),
+                ("keypoint_input", self.keypoint_input, self.keypoint_input not in ("latent", "pred-mask")),
+                ("mask_target", self.mask_target, self.mask_target != "predicted")) if not ok]
+            if bad or self.reconstruction_only:
+                raise ValueError(f"image_reconstruction=False without the image decoder cannot use {', '.join(bad) or 'reconstruction_only'}:"
+                                 f" use a fixed crop_source, a keypoint_input read from the patch and a mask_target from the data")
         if self.mask_target not in MASK_TARGETS:
             raise ValueError(f"mask_target={self.mask_target!r}: expected one of {MASK_TARGETS}")
         if self.loss_reduction not in LOSS_REDUCTIONS:
@@ -229,10 +231,18 @@ class Config:
             raise ValueError(f"amp={self.amp!r}: expected 'bf16' or 'none'")
         if self.perceptual_fallback not in ("random", "off"):
             raise ValueError(f"perceptual_fallback={self.perceptual_fallback!r}: expected 'random' or 'off'")
+        if len(set(self.views)) != len(self.views) or any(v < 0 for v in self.views):
+            # a repeated view would triangulate one camera with itself; a negative one would silently
+            # pick a camera from the end (Python indexing)
+            raise ValueError(f"views={self.views}: expected distinct camera indices >= 0, e.g. views=0,1,2,3")
         if len(self.views) < 2 and not self.reconstruction_only:
             raise ValueError(f"views={self.views}: triangulation needs at least 2 views")
         if len(self.decoder_channels) != 4:
             raise ValueError(f"decoder_channels={self.decoder_channels}: expected 4 widths (P/8, P/4, P/2, P)")
+        for name in ("log_every", "ckpt_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: expected a number of steps >= 1 "
+                                 f"(a large value, e.g. {name}=1000000, makes it rare)")
         if self.n_keypoints < 1 or self.batch_size < 1 or self.max_iters < 0:
             raise ValueError("n_keypoints and batch_size must be >= 1 and max_iters >= 0")
         return self
@@ -244,7 +254,16 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Config":
-        """Inverse of :meth:`to_dict`; unknown keys raise (a typo must not pass silently)."""
+        """Inverse of :meth:`to_dict`; unknown keys raise (a typo must not pass silently). A field
+        that was removed (:data:`REMOVED_FIELDS`) is dropped when it holds the value that made it a
+        no-op; any other value raises, since this code can no longer reproduce that run."""
+        d = dict(d)
+        for name, neutral in REMOVED_FIELDS.items():
+            if name in d:
+                if d[name] != neutral:
+                    raise ValueError(f"{name}={d[name]!r}: this field was removed (it moved nothing; docs/recipe.md keeps "
+                                     f"its runs); only {neutral!r} can be loaded: use an older kp3d for this run")
+                del d[name]
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:

@@ -1,4 +1,4 @@
-"""Diagnostics logged during training (issue 4, section 5; SPEC section 8 failure modes).
+"""Diagnostics logged during training (SPEC section 5 and the failure modes of section 8).
 
 - ``kp_spread_px``: mean pairwise distance between the reprojected keypoints of a view, full-image
   pixels. Near 0 = collapse (all keypoints on one spot, failure modes 1 and 5).

@@ -1,4 +1,4 @@
-"""Does a trained model *discover* keypoints? The bar of the recipe issue, measured on an export.
+"""Does a trained model *discover* keypoints? The recipe bar (docs/recipe.md, "The bars"), measured on an export.
 
 Given an export file (:mod:`kp3d.export`) with labelled test frames, :func:`check_discovery` measures
 on the TEST split:
@@ -39,7 +39,7 @@ WRISTS_ANKLES = {"l_wrist": 13, "r_wrist": 16, "l_ankle": 6, "r_ankle": 3}
 
 @dataclass(frozen=True)
 class DiscoveryBar:
-    """The thresholds of the recipe issue (each a measured figure must meet)."""
+    """The thresholds of the recipe bar (docs/recipe.md) (each a measured figure must meet)."""
 
     min_spread_ratio: float = 0.20
     close_px: float = 2.0
@@ -237,16 +237,23 @@ def format_report(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from kp3d.export import load_export
+    """The command line; an error prints one line (``--debug``: the traceback) and returns 2."""
+    from kp3d.cli import add_debug_flag, report_errors
 
     ap = argparse.ArgumentParser(prog="python -m kp3d.discovery_check", description=__doc__.splitlines()[0])
     ap.add_argument("export")
     ap.add_argument("--latent-export", default=None, help="export of a reconstruction-only model (Table 4 row 1)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     ap.add_argument("--no-probes", action="store_true")
-    args = ap.parse_args(argv)
-    res = check_discovery(load_export(args.export), load_export(args.latent_export) if args.latent_export else None,
-                          with_probes=not args.no_probes)
+    args = add_debug_flag(ap).parse_args(argv)
+    return report_errors(lambda: _main(args), args.debug)
+
+
+def _main(args) -> int:
+    from kp3d.export import REQUIRED_KEYS, load_export
+
+    latent = load_export(args.latent_export, require=REQUIRED_KEYS) if args.latent_export else None
+    res = check_discovery(load_export(args.export, require=REQUIRED_KEYS), latent, with_probes=not args.no_probes)
     print(format_report(res))
     if args.json:
         with open(args.json, "w") as f:

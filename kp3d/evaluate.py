@@ -13,6 +13,8 @@ see :mod:`kp3d.probes` for the conventions):
 - ``mean_pose``: the mean training pose predicted for every test frame;
 - ``untrained``: encoder features of an untrained network (same architecture, random init) through
   the same probes (:func:`untrained_baseline`, needs the data set);
+- ``silhouette_img-bg`` / ``silhouette_gt``: the views' background-subtraction (or ground-truth)
+  masks, cropped, resized and PCA-reduced (:mod:`kp3d.silhouettes`): what no learning gives;
 - ``supervised``: the upper bound, the same encoder trained end to end with the 3D labels
   and a 2-hidden-layer head (:func:`supervised_upper_bound`);
 - ``2d``: Table 3's linear map from 2D keypoints to 2D joints, error in % of the image size.
@@ -555,10 +557,7 @@ def plot_fraction_curves(rows: list[dict], path=None, title: str | None = None):
     Returns:
         the matplotlib figure.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the caller's backend: in a notebook the figure shows (and closes) inline
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     series: dict[tuple, list] = {}
@@ -844,7 +843,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-lifter", action="store_true", help="skip the single-view lifter")
     p.add_argument("--name", default="probe_results")
 
-    b = sub.add_parser("baselines", parents=[common], help="untrained-encoder and supervised upper-bound baselines")
+    b = sub.add_parser("baselines", parents=[common], help="untrained-encoder, silhouette and supervised upper-bound baselines")
     b.add_argument("--profile", default="cpu-demo", help="architecture and data when no --export is given")
     b.add_argument("--max-frames", type=int, default=None)
     b.add_argument("--upper-iters", type=int, default=2000, help="iterations of the supervised upper bound (0: skip)")
@@ -875,10 +874,11 @@ def main(argv: list[str] | None = None) -> int:
         print(results_markdown(rows))
         return 0
 
-    from kp3d.export import load_export
+    from kp3d.export import REQUIRED_KEYS, load_export
 
     rows: list[dict] = []
-    ex = load_export(args.export) if args.export else None
+    # a file that is not an export is refused with how to make one (not a missing-key error later)
+    ex = load_export(args.export, require=REQUIRED_KEYS) if args.export else None
     if args.cmd == "baselines":
         from kp3d.config import Config, get_config
         from kp3d.train import make_dataset
@@ -888,12 +888,16 @@ def main(argv: list[str] | None = None) -> int:
         tr_ds, te_ds = make_dataset(cfg, "train"), make_dataset(cfg, "test")
         rows += untrained_baseline(cfg, tr_ds, te_ds, args.fractions, tuple(args.kinds),
                                    max_frames=args.max_frames, progress=progress)
+        from kp3d.silhouettes import silhouette_baseline
+
+        rows += silhouette_baseline(cfg, tr_ds, te_ds, fractions=args.fractions, kinds=tuple(args.kinds),
+                                    max_frames=args.max_frames, progress=progress)
         if args.upper_iters > 0:
             rows.append(supervised_upper_bound(cfg, tr_ds, te_ds, iters=args.upper_iters, batch_size=args.upper_batch,
                                                max_frames=args.max_frames, progress=progress, device=args.device,
                                                num_workers=args.num_workers, eval_every=args.upper_eval_every))
     if ex is not None:
-        lat = load_export(args.latent_export) if getattr(args, "latent_export", None) else None
+        lat = load_export(args.latent_export, require=REQUIRED_KEYS) if getattr(args, "latent_export", None) else None
         feats = ("mv_keypoints", "latent", "mean_pose", "2d") + (() if getattr(args, "no_lifter", False) else ("sv_keypoints",))
         rows = evaluate_export(ex, args.fractions, tuple(args.kinds), features=feats, latent_export=lat,
                                progress=progress) + rows
@@ -906,4 +910,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from kp3d.cli import run_entry_point
+
+    sys.exit(run_entry_point(main))  # one-line errors on the command line; --debug: the traceback

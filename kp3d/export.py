@@ -8,6 +8,10 @@ Arrays (T frames over the requested splits, V views, N keypoints):
     config_json (0-d str): the training config.
 The model runs in float32 and eval mode (no dropout), so an export is deterministic.
 
+Command line (the same as ``kp3d-train --export`` after training)::
+
+    python -m kp3d.export outputs/runs/cpu-demo-20250101-120000 outputs/export.npz [--overwrite]
+
 Example:
     >>> from kp3d.export import export, load_export
     >>> path = export("runs/cpu-demo-20250101-120000", "outputs/export.npz")   # doctest: +SKIP
@@ -16,6 +20,9 @@ Example:
 """
 from __future__ import annotations
 
+import argparse
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from kp3d.checkpoint import load_model
+from kp3d.model import gt_masks
 from kp3d.train import make_dataset, select_views, to_device
 
 
@@ -46,7 +54,7 @@ def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"
     if out_path.suffix != ".npz":
         raise ValueError(f"out_path={out_path}: the export is a .npz file")
     if out_path.exists() and not overwrite:
-        raise FileExistsError(f"{out_path} exists; pass overwrite=True to replace it or choose another path")
+        raise FileExistsError(f"{out_path} exists; pass overwrite=True (--overwrite) to replace it or choose another path")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, cfg = load_model(checkpoint, map_location=dev)
     data_cfg = cfg.replace(**{k: v for k, v in (("data", data), ("profile", profile)) if v is not None})
@@ -65,7 +73,7 @@ def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"
         dl = torch.utils.data.DataLoader(sub, batch_size=batch_size, shuffle=False, num_workers=0)
         for batch in tqdm(dl, desc=f"export {split}", disable=not progress):
             batch = to_device(select_views(batch, cfg.views), dev)
-            out = model(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"], keypoints=True)
+            out = model(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"], masks=gt_masks(batch), keypoints=True)
             B, V = out["box"].shape[:2]
             m = out["mask"].reshape(B * V, 1, *out["mask"].shape[-2:])
             if mask_downsample > 1:
@@ -118,7 +126,62 @@ def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"
     return out_path
 
 
-def load_export(path: str | Path) -> dict[str, np.ndarray]:
-    """Read an export file into a dict of arrays (``config_json`` stays a 0-d str array)."""
-    with np.load(Path(path), allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+# arrays every export has (:func:`export`); a file without them was made by something else
+REQUIRED_KEYS = ("kp3d", "kp2d_reproj", "boxes", "split", "config_json")
+HOW_TO_EXPORT = "make one with: python -m kp3d.export RUN_DIR_OR_CHECKPOINT OUT.npz (or kp3d-train ... --export OUT.npz)"
+
+
+def load_export(path: str | Path, require: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Read an export file into a dict of arrays (``config_json`` stays a 0-d str array).
+
+    A missing file, a damaged one, one holding pickled objects, or one without the arrays named in
+    ``require`` (:data:`REQUIRED_KEYS`: what every export has) raises a ValueError (or
+    FileNotFoundError) that says the file is not an export and how to make one.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"export {p} does not exist; {HOW_TO_EXPORT}")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        # pickled objects, a truncated or damaged zip, not an npz at all
+        raise ValueError(f"{p} is not a kp3d export (it cannot be read as one: {type(e).__name__}: {e}); "
+                         f"{HOW_TO_EXPORT}") from None
+    missing = [k for k in require if k not in out]
+    if missing:
+        raise ValueError(f"{p} is not a kp3d export (it has no {', '.join(missing)}; it holds "
+                         f"{', '.join(sorted(out)) or 'nothing'}); {HOW_TO_EXPORT}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m kp3d.export CHECKPOINT OUT.npz``: write the export file of a run or checkpoint."""
+    from kp3d.cli import add_debug_flag, report_errors
+
+    ap = argparse.ArgumentParser(prog="python -m kp3d.export", description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint", help="a run dir (its checkpoints/last.pt) or a .pt checkpoint")
+    ap.add_argument("out", help="the .npz to write")
+    ap.add_argument("--splits", nargs="+", default=["train", "test"], help="data set splits, in this order")
+    ap.add_argument("--max-frames", type=int, default=None, help="per split, at most this many evenly spaced frames")
+    ap.add_argument("--data", default=None, help="another data set than the checkpoint's (e.g. rig:PATH)")
+    ap.add_argument("--profile", default=None, help="another profile for the data set's sizes")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--mask-downsample", type=int, default=1, help="store masks at (H / k, W / k)")
+    ap.add_argument("--device", default=None, choices=("cpu", "cuda"))
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    ap.add_argument("--no-progress", action="store_true")
+    args = add_debug_flag(ap).parse_args(argv)
+
+    def run() -> int:
+        out = export(args.checkpoint, args.out, splits=tuple(args.splits), max_frames=args.max_frames,
+                     batch_size=args.batch_size, data=args.data, profile=args.profile, overwrite=args.overwrite,
+                     device=args.device, mask_downsample=args.mask_downsample, progress=not args.no_progress)
+        print(f"export: {out}")
+        return 0
+
+    return report_errors(run, args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -110,10 +110,11 @@ def centering_loss(box: torch.Tensor, x_img: torch.Tensor, image_size: tuple[int
 
 
 def concentration_loss(spread: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Mean spread of the keypoint maps as a fraction of the patch side (``Config.w_concentration``).
+    """Mean spread of the keypoint maps as a fraction of the patch side (logged in metrics.csv).
 
-    Not in the paper. A flat softmax map gives Eq. 4 a weighted centroid of the whole patch; this
-    term rewards maps whose mass sits near their soft-argmax, whatever that position is.
+    Not in the paper; a diagnostic. A flat softmax map gives Eq. 4 a weighted centroid of the whole
+    patch (docs/recipe.md: the cpu-demo maps spread 14-18 px in a 64 px patch); a trained weight on
+    this term sharpened the maps but did not make the keypoints carry more pose (runs S3, N32c, MD8c).
 
     Args:
         spread: (..., N) RMS spread of each softmax map in patch pixels (``out["kp_map_spread"]``).
@@ -128,6 +129,26 @@ def concentration_loss(spread: torch.Tensor, patch_size: int) -> torch.Tensor:
     if patch_size <= 0:
         raise ValueError(f"concentration_loss: patch_size must be positive, got {patch_size}")
     return spread.float().mean() / patch_size
+
+
+def foreground_mask(images: torch.Tensor, backgrounds: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
+    """The pixels that differ from the background: mean over RGB of |I - B| > ``threshold``.
+
+    Args:
+        images, backgrounds: (B, 3, H, W) in [0, 1].
+    Returns:
+        (B, 1, H, W) float in {0, 1} (no gradient).
+
+    Example:
+        >>> bg = torch.zeros(1, 3, 4, 4); img = bg.clone(); img[..., 1, 2] = 1
+        >>> int(foreground_mask(img, bg).sum())
+        1
+    """
+    if images.ndim != 4 or images.shape != backgrounds.shape or images.shape[1] != 3:
+        raise ValueError(f"foreground_mask: expected images and backgrounds (B, 3, H, W) of one shape, got "
+                         f"{tuple(images.shape)} and {tuple(backgrounds.shape)}")
+    with torch.no_grad():
+        return ((images.float() - backgrounds.float()).abs().mean(1, keepdim=True) > threshold).float()
 
 
 def foreground_box(images: torch.Tensor, backgrounds: torch.Tensor, threshold: float = 0.1,
@@ -191,7 +212,8 @@ def mask_target(cfg: Config, out: dict, batch: dict) -> torch.Tensor:
 
     - "predicted": the image decoder's own mask M_p (detached when ``cfg.detach_mask_target``);
     - "gt": the ground-truth mask ``batch["gt"]["masks"]`` cropped with the predicted box;
-    - "img-bg": |I - B| averaged over channels, divided by its per-image maximum, cropped.
+    - "img-bg": |I - B| averaged over channels, divided by its per-image maximum, cropped;
+    - "img-bg-mask": |I - B| > ``cfg.box_prior_threshold`` (binary), cropped.
     """
     P = cfg.patch_size
     BV = out["box"].shape[0] * out["box"].shape[1]
@@ -206,8 +228,11 @@ def mask_target(cfg: Config, out: dict, batch: dict) -> torch.Tensor:
     elif cfg.mask_target == "img-bg":
         d = (batch["images"] - batch["backgrounds"]).abs().mean(2, keepdim=True)  # (B, V, 1, H, W)
         full = d / d.flatten(2).amax(-1).clamp_min(1e-6)[..., None, None, None]
+    elif cfg.mask_target == "img-bg-mask":
+        I = batch["images"]
+        full = foreground_mask(I.flatten(0, 1), batch["backgrounds"].flatten(0, 1), cfg.box_prior_threshold)
     else:
-        raise ValueError(f"mask_target={cfg.mask_target!r}: expected one of predicted, gt, img-bg")
+        raise ValueError(f"mask_target={cfg.mask_target!r}: expected one of predicted, gt, img-bg, img-bg-mask")
     H, W = full.shape[-2:]
     full = full.reshape(BV, 1, H, W).float()
     b = box.detach() if cfg.detach_mask_target else box
@@ -252,14 +277,16 @@ def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: i
     I = images.reshape(BV, 3, H, W).float()
     recon = out["recon"].reshape(BV, 3, H, W)
     terms = {name: zero for name in LOSS_NAMES}
-    terms["pixel"] = pixel_loss(I, recon, red)
-    total = terms["pixel"]
+    total = zero
+    if cfg.image_reconstruction:  # else the geometric bottleneck alone: nothing is reconstructed
+        terms["pixel"] = pixel_loss(I, recon, red)
+        total = terms["pixel"]
     kw = keypoint_weight(cfg, step)
-    if cfg.w_patch > 0 and not (cfg.patch_loss_warmup_only and kw > 0):  # auxiliary, not in the paper: see Config.w_patch
+    if cfg.image_reconstruction and cfg.w_patch > 0 and not (cfg.patch_loss_warmup_only and kw > 0):  # auxiliary, not in the paper: see Config.w_patch
         P_ = out["patch"].reshape(BV, 3, P, P).detach()
         terms["patch"] = pixel_loss(P_, out["patch_recon"].reshape(BV, 3, P, P), red)
         total = total + cfg.w_patch * terms["patch"]
-    if cfg.use_perceptual_loss and perceptual is not None:
+    if cfg.image_reconstruction and cfg.use_perceptual_loss and perceptual is not None:
         terms["perceptual"] = perceptual_loss(perceptual, I, recon, red)
         total = total + cfg.w_perceptual * terms["perceptual"]
 
@@ -287,10 +314,8 @@ def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: i
             terms["centering"] = centering_loss(out["box"].reshape(BV, 4), x_img, (H, W), cfg.centering_box_only,
                                                  cfg.centering_keypoints_only)
             total = total + kw * cfg.w_centering * terms["centering"]
-        if "kp_map_spread" in out:  # logged always (how flat the maps are), weighted when asked
+        if "kp_map_spread" in out:  # logged, not trained: how flat the keypoint maps are
             terms["concentration"] = concentration_loss(out["kp_map_spread"], P)
-            if cfg.w_concentration > 0:
-                total = total + kw * cfg.w_concentration * terms["concentration"]
     terms["kp_weight"] = images.new_tensor(kw)
     terms["total"] = total
     return terms

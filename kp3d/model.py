@@ -29,12 +29,19 @@ import torch.nn as nn
 
 from kp3d import geometry
 from kp3d.config import Config
-from kp3d.networks import Decoder, Detector, Encoder, MaskDecoder
+from kp3d.losses import foreground_box, foreground_mask
+from kp3d.networks import Decoder, Detector, Encoder, MaskDecoder, PatchKeypointHead
 
 OUTPUT_KEYS = (
     "box", "patch", "patch_recon", "patch_mask", "recon", "mask", "latent",
     "kp2d_patch", "kp_map_spread", "kp2d", "K_patch", "kp3d", "kp2d_reproj_patch", "kp2d_reproj", "mask_from_kp",
 )
+
+
+def gt_masks(batch: dict) -> torch.Tensor | None:
+    """The ground-truth masks (B, V, 1, H, W) of a batch, or None when the data set has none."""
+    gt = batch.get("gt")
+    return gt.get("masks") if isinstance(gt, dict) else None
 
 
 def projection_matrices(K: torch.Tensor, R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -44,8 +51,7 @@ def projection_matrices(K: torch.Tensor, R: torch.Tensor, t: torch.Tensor) -> to
 
 class KeypointModel(nn.Module):
     """The full model. Submodules: ``detector``, ``encoder``, ``image_decoder``, ``keypoint_head``,
-    ``mask_decoder`` (the only trainable parts), and ``keypoint_encoder`` when
-    ``cfg.keypoint_encoder == "separate"`` (else None).
+    ``mask_decoder`` (the only trainable parts).
 
     forward(images, backgrounds, K, R, t, keypoints=True) takes, for B samples of V views:
         images:      (B, V, 3, H, W) float in [0, 1]
@@ -62,6 +68,10 @@ class KeypointModel(nn.Module):
         mask              (B, V, 1, H, W)  M, the mask un-cropped to the full frame
         latent            (B, V, D)        Xi
     ``sigma`` (optional, [-1, 1] patch units) replaces ``cfg.sigma`` in the mask decoder's Gaussians.
+    ``masks`` (B, V, 1, H, W) float: the ground-truth masks, needed only when ``cfg.crop_source`` or
+    ``cfg.keypoint_input`` is "gt-mask" (the ladder's oracle rung; :func:`gt_masks` takes them from a batch).
+    With ``cfg.image_reconstruction`` False nothing is decoded: ``patch_recon`` is the patch,
+    ``patch_mask`` the mask psi reads, ``recon`` the input and ``latent`` the patch head's features.
     And, when ``keypoints`` is True (skipped in the reconstruction-only warm-up to save time):
         kp2d_patch        (B, V, N, 2)     soft-argmax keypoints x, patch pixels
         kp_map_spread     (B, V, N)        RMS spread of each softmax map around x, patch pixels
@@ -79,13 +89,13 @@ class KeypointModel(nn.Module):
         P = cfg.patch_size
         self.detector = Detector(cfg.detector, cfg.detector_downsample, cfg.box_init_scale, cfg.box_min_scale,
                                  cfg.detector_pool, cfg.image_size)
-        self.encoder = Encoder(cfg.encoder, cfg.latent_dim, cfg.encoder_pool, cfg.patch_size)
+        self.encoder = Encoder(cfg.encoder, cfg.latent_dim, "avg", cfg.patch_size)
         self.image_decoder = Decoder(cfg.latent_dim, 4, P, cfg.decoder_channels, cfg.decoder_convs_per_block, cfg.decoder_dropout)
-        # "separate": the keypoint path's own encoder, trained only by the keypoint losses
-        self.keypoint_encoder = (Encoder(cfg.encoder, cfg.latent_dim, cfg.encoder_pool, cfg.patch_size)
-                                 if cfg.keypoint_encoder == "separate" else None)
-        self.keypoint_head = Decoder(cfg.latent_dim, cfg.n_keypoints, P, cfg.decoder_channels, cfg.decoder_convs_per_block, cfg.decoder_dropout)
-        self.mask_decoder = MaskDecoder(cfg.n_keypoints, cfg.mask_decoder_last_init_std, cfg.mask_decoder_hidden)
+        if cfg.keypoint_input == "latent":
+            self.keypoint_head = Decoder(cfg.latent_dim, cfg.n_keypoints, P, cfg.decoder_channels, cfg.decoder_convs_per_block, cfg.decoder_dropout)
+        else:  # psi reads the patch (Config.keypoint_input)
+            self.keypoint_head = PatchKeypointHead(3 if cfg.keypoint_input == "rgb" else 1, cfg.n_keypoints)
+        self.mask_decoder = MaskDecoder(cfg.n_keypoints, cfg.mask_decoder_last_init_std)
         if cfg.mask_init_bias:
             with torch.no_grad():
                 self.image_decoder.out.bias[3] = cfg.mask_init_bias  # channel 3 = mask logit
@@ -101,24 +111,13 @@ class KeypointModel(nn.Module):
         P = self.cfg.patch_size
         return geometry.gaussian_heatmaps(x_patch, (P, P), self.sigma_px if sigma is None else sigma * P / 2)
 
-    def _keypoint_latent(self, patch: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        """What the keypoint head reads: Xi of the shared encoder, or of the keypoint encoder.
-
-        keypoint_encoder_grad=False keeps the keypoint losses out of that encoder; a shared encoder's
-        gradient is otherwise scaled by keypoint_encoder_grad_scale (value unchanged, grad x s).
-        """
-        cfg = self.cfg
-        if self.keypoint_encoder is not None:
-            # the crop's pixels detached too when the keypoint path must not move the box
-            z = self.keypoint_encoder(patch if cfg.keypoint_box_grad else patch.detach())
-            return z if cfg.keypoint_encoder_grad else z.detach()
-        if not cfg.keypoint_encoder_grad:
-            return latent.detach()
-        s = cfg.keypoint_encoder_grad_scale
-        return latent if s == 1.0 else s * latent + (1.0 - s) * latent.detach()
+    def _keypoint_latent(self, latent: torch.Tensor) -> torch.Tensor:
+        """What the paper's keypoint head reads: Xi, detached when ``keypoint_encoder_grad`` is False
+        (the keypoint losses then never reach the shared encoder)."""
+        return latent if self.cfg.keypoint_encoder_grad else latent.detach()
 
     def forward(self, images, backgrounds, K, R, t, keypoints: bool = True,
-                sigma: float | None = None) -> dict[str, torch.Tensor]:
+                sigma: float | None = None, masks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if images.ndim != 5 or images.shape[2] != 3:
             raise ValueError(f"images: expected (B, V, 3, H, W), got {tuple(images.shape)}")
         B, V, _, H, W = images.shape
@@ -135,23 +134,56 @@ class KeypointModel(nn.Module):
         if self.cfg.channels_last:
             img = img.contiguous(memory_format=torch.channels_last)
 
-        box = self.detector(img)  # (BV, 4) float32
+        cfg = self.cfg
+        gt = fg = None
+        if "gt-mask" in (cfg.crop_source, cfg.keypoint_input):
+            if masks is None or tuple(masks.shape) != (B, V, 1, H, W):
+                raise ValueError(f"masks: crop_source={cfg.crop_source!r}, keypoint_input={cfg.keypoint_input!r} need the "
+                                 f"ground-truth masks (B, V, 1, H, W) = {(B, V, 1, H, W)}, got "
+                                 f"{None if masks is None else tuple(masks.shape)}; use a data set with masks")
+            gt = masks.reshape(BV, 1, H, W).float()
+        if "img-bg" in (cfg.crop_source, cfg.keypoint_input):
+            fg = foreground_mask(img, bg, cfg.box_prior_threshold)  # (BV, 1, H, W) in {0, 1}
+
+        if cfg.crop_source == "detector":
+            box = self.detector(img)  # (BV, 4) float32
+        elif cfg.crop_source == "gt-mask":  # the mask's whole extent (no quantile cut)
+            box = foreground_box(gt.expand(-1, 3, -1, -1), torch.zeros_like(gt).expand(-1, 3, -1, -1), 0.5,
+                                 cfg.box_prior_margin, quantile=1e-6)
+        else:
+            box = foreground_box(img, bg, cfg.box_prior_threshold, cfg.box_prior_margin)
         patch = geometry.crop_patches(img, box.to(img.dtype), P)
-        latent = self.encoder(patch)
-        dec = self.image_decoder(latent).float()
-        patch_recon = torch.sigmoid(dec[:, :3])
-        patch_mask = torch.sigmoid(dec[:, 3:4])
+        if cfg.image_reconstruction:
+            latent = self.encoder(patch)
+            dec = self.image_decoder(latent).float()
+            patch_recon = torch.sigmoid(dec[:, :3])
+            patch_mask = torch.sigmoid(dec[:, 3:4])
+        kp_input = None
+        if cfg.keypoint_input in ("gt-mask", "img-bg"):
+            kp_input = geometry.crop_patches(gt if cfg.keypoint_input == "gt-mask" else fg, box.float(), P)
+        elif cfg.keypoint_input == "rgb":
+            kp_input = patch if cfg.keypoint_box_grad else patch.detach()
+        elif cfg.keypoint_input == "pred-mask":
+            kp_input = patch_mask.detach()
+        head_out = self.keypoint_head(kp_input.to(patch.dtype)) if kp_input is not None and keypoints else None
+        if not cfg.image_reconstruction:
+            # the bottleneck alone: nothing decoded; the mask psi reads stands in for M_p
+            patch_recon, patch_mask = patch.float(), kp_input.float()
+            latent = (head_out[1] if head_out is not None else self.keypoint_head(kp_input.to(patch.dtype))[1])
         # un-crop D_p and M_p together; outside the box M = 0 so the background shows (Eq. 2)
         full = geometry.uncrop_patches(torch.cat([patch_recon, patch_mask], dim=1), box, (H, W))
         D, M = full[:, :3], full[:, 3:4]
-        recon = M * D + (1.0 - M) * bg.float()
+        recon = M * D + (1.0 - M) * bg.float() if cfg.image_reconstruction else img.float()
 
         out = {
             "box": box, "patch": patch.float(), "patch_recon": patch_recon, "patch_mask": patch_mask,
             "recon": recon, "mask": M, "latent": latent.float(),
         }
         if keypoints:
-            C = self.keypoint_head(self._keypoint_latent(patch, latent)).float()  # (BV, N, P, P)
+            if head_out is not None:
+                C = head_out[0].float()  # (BV, N, P, P)
+            else:
+                C = self.keypoint_head(self._keypoint_latent(latent)).float()  # (BV, N, P, P)
             with torch.autocast(device_type=images.device.type, enabled=False):
                 # x: (BV, N, 2) patch px; spread: (BV, N) patch px (for the concentration term)
                 x, spread = geometry.soft_argmax(C, temperature=self.cfg.softmax_temperature, return_spread=True)

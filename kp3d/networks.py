@@ -211,3 +211,56 @@ class MaskDecoder(nn.Module):
         x = F.leaky_relu(self.conv1(heatmaps), 0.2)
         x = F.leaky_relu(self.conv2(x), 0.2)
         return self.conv3(x)
+
+
+def _double_conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True))
+
+
+class PatchKeypointHead(nn.Module):
+    """A small fully-convolutional keypoint head psi that reads the patch itself (a U-Net with two
+    2x down- and up-sampling stages and skip connections), used when ``Config.keypoint_input`` is
+    not "latent".
+
+    Why it exists: the paper's head decodes the N maps from the global latent Xi (Table S1), so its
+    keypoints can say no more about where the limbs are than Xi does; a head that sees the patch
+    can put a map's peak where a body part is. Widths (16, 32, 64); about 120K parameters at N = 16.
+
+    Args (forward):
+        x: (B, C_in, P, P) float, the patch's input channels (a mask: C_in = 1; RGB: 3); P % 4 == 0.
+    Returns:
+        (maps, features): maps (B, N, P, P) raw logits C_n of Eq. 4, features (B, 4 * 64) the
+        bottleneck average-pooled to 2 x 2 (what this head "knows", probed as the model's latent).
+
+    Example:
+        >>> head = PatchKeypointHead(1, 16)
+        >>> maps, feats = head(torch.zeros(2, 1, 64, 64))
+        >>> tuple(maps.shape), tuple(feats.shape)
+        ((2, 16, 64, 64), (2, 256))
+    """
+
+    widths = (16, 32, 64)
+
+    def __init__(self, in_channels: int, n_keypoints: int):
+        super().__init__()
+        w1, w2, w3 = self.widths
+        self.in_channels = in_channels
+        self.enc1 = _double_conv(in_channels, w1)
+        self.enc2 = _double_conv(w1, w2)
+        self.enc3 = _double_conv(w2, w3)
+        self.dec2 = _double_conv(w3 + w2, w2)
+        self.dec1 = _double_conv(w2 + w1, w1)
+        self.out = nn.Conv2d(w1, n_keypoints, 1)
+        self.feature_dim = 4 * w3
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check(x, "x", 4, f"(B, {self.in_channels}, P, P)")
+        if x.shape[1] != self.in_channels or x.shape[-1] % 4 or x.shape[-2] % 4:
+            raise ValueError(f"x: expected (B, {self.in_channels}, P, P) with P a multiple of 4, got {tuple(x.shape)}")
+        e1 = self.enc1(x)
+        e2 = self.enc2(F.max_pool2d(e1, 2))
+        e3 = self.enc3(F.max_pool2d(e2, 2))
+        d2 = self.dec2(torch.cat([F.interpolate(e3, scale_factor=2, mode="bilinear", align_corners=False), e2], 1))
+        d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2, mode="bilinear", align_corners=False), e1], 1))
+        return self.out(d1), F.adaptive_avg_pool2d(e3, 2).flatten(1)

@@ -71,7 +71,7 @@ def shipped_export(out_dir: str | Path, max_frames: int | None = 200, progress: 
 
 def measure_fresh(out_dir: str | Path, frames_per_subject: int = 120, checkpoint: str | Path | None = None) -> dict:
     """Render a fresh cpu-demo synthetic set (``frames_per_subject`` per subject, into the current
-    cache folder), export the model on it and measure the recipe issue's figures
+    cache folder), export the model on it and measure the recipe bar's figures
     (:func:`kp3d.discovery_check.check_discovery`, probes trained on the training subjects).
 
     Returns:

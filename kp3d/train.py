@@ -41,7 +41,7 @@ from kp3d.config import Config
 from kp3d.diagnostics import compute_diagnostics
 from kp3d.distributed import DistInfo, ResumableSampler, broadcast_object, cleanup, gather_objects, init_distributed
 from kp3d.losses import LOSS_NAMES, compute_losses, keypoint_weight, sigma_at
-from kp3d.model import KeypointModel
+from kp3d.model import KeypointModel, gt_masks
 from kp3d.perceptual import build_perceptual
 from kp3d.profiles import output_dir
 
@@ -154,13 +154,30 @@ def prepare_run_dir(cfg: Config, run_dir: str | Path | None, resume: bool) -> Pa
             raise ValueError("resume=True needs the run_dir of the run to continue")
         return _new_run_dir(cfg)
     p = Path(run_dir)
-    if p.exists() and any(p.iterdir()) and not resume:
+    if resume:
+        # resuming must find a run: a mistyped path must not start from step 0, and a foreign folder
+        # must not get its files (e.g. a metrics.csv) replaced
+        if not p.is_dir():
+            raise FileNotFoundError(f"no run to resume at {p}: check the path (--run-dir <the run's folder>), "
+                                    f"or drop --resume to start a new run there")
+        if not is_run_dir(p):
+            raise FileExistsError(f"{p} is not a kp3d run (no config.json or checkpoints/{ckpt_io.LAST} in it), so "
+                                  f"--resume would write into someone else's folder: point --run-dir at a run made "
+                                  f"by kp3d-train, or drop --resume and choose a new --run-dir")
+        return p
+    if p.exists() and any(p.iterdir()):
         raise FileExistsError(
             f"run dir {p} already holds a run; pass resume=True (kp3d-train --resume) to continue it, "
             "or choose a new --run-dir"
         )
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether ``path`` holds a training run (its config.json or a checkpoint)."""
+    p = Path(path)
+    return (p / "config.json").is_file() or ckpt_io.latest_checkpoint(p) is not None
 
 
 class MetricsLogger:
@@ -296,7 +313,8 @@ def _train(cfg: Config, run_dir, resume: bool, progress: bool, dataset, info: Di
     if info.distributed:
         # the keypoint path is skipped in the warm-up / reconstruction-only runs, and the mask decoder
         # is unused without the mask loss: only then must DDP look for unused parameters (it costs)
-        all_used = cfg.warmup_iters == 0 and not cfg.reconstruction_only and cfg.use_mask_loss
+        all_used = (cfg.warmup_iters == 0 and not cfg.reconstruction_only and cfg.use_mask_loss
+                    and cfg.image_reconstruction and cfg.crop_source == "detector" and cfg.keypoint_input == "latent")
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=not all_used)
 
@@ -337,7 +355,7 @@ def _train(cfg: Config, run_dir, resume: bool, progress: bool, dataset, info: Di
         batch = to_device(select_views(batch, cfg.views), dev)
         kw = keypoint_weight(cfg, step)
         with autocast(cfg, dev):
-            out = net(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"], keypoints=kw > 0,
+            out = net(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"], masks=gt_masks(batch), keypoints=kw > 0,
                       sigma=sigma_at(cfg, step))
             losses = compute_losses(cfg, out, batch, perceptual, step)
         optimizer.zero_grad(set_to_none=True)
@@ -360,7 +378,7 @@ def _train(cfg: Config, run_dir, resume: bool, progress: bool, dataset, info: Di
                 raise FloatingPointError(f"loss became {float(sums['total'])} before step {step}; lower the learning rates or use amp='none'")
             if "kp2d_reproj" not in out:  # warm-up: look at the (untrained) keypoints anyway
                 with torch.no_grad(), torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), autocast(cfg, dev):
-                    out = model(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"], keypoints=True)
+                    out = model(batch["images"], batch["backgrounds"], batch["K"], batch["R"], batch["t"], masks=gt_masks(batch), keypoints=True)
             diag = compute_diagnostics(out, batch)
             now = time.perf_counter()
             row = {"step": step, "wall_s": round(wall_before + now - t0, 3), "epoch": step // per_epoch,

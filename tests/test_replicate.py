@@ -46,7 +46,8 @@ def test_parameters_reach_notebooks_and_stages_are_reused(tmp_path, notebooks):
     stages = json.loads((run_dir / "stages.json").read_text())
     assert [s["status"] for s in stages["stages"].values()] == ["done", "done"]
     logs.clear()
-    run_pipeline("smoke", run="r1", outputs=tmp_path / "out", notebook_dir=notebooks, log=logs.append)
+    run_pipeline("smoke", run="r1", outputs=tmp_path / "out", notebook_dir=notebooks, parameters={"VALUE": 7},
+                 log=logs.append)
     assert sum("skipped" in line for line in logs) == 2
 
 

@@ -2,7 +2,7 @@
 says it does: about a minute on 2 cores (render 7 x 120 frames into the test session's cache, export,
 probes).
 
-Where the checkpoint meets a bar of the recipe issue the bar is asserted (spread >= 20% of the
+Where the checkpoint meets a bar of the recipe (docs/recipe.md, "The bars") the bar is asserted (spread >= 20% of the
 person's height). Where it does not (duplicate keypoints, 95% on the mask, limb reach, probes), the
 test asserts the figures measured on the same fresh frames when it was shipped
 (``meta["fresh_figures"]``), with a small tolerance, so that it cannot silently get worse; those

@@ -42,7 +42,7 @@ def test_update_builds_3d_and_image_panels():
     np.testing.assert_allclose([probed.x[0], probed.y[0], probed.z[0]], ex["gt_joints_3d"][3, 0])
     assert img.source.startswith("data:image/png;base64,")
     assert img.dx == pytest.approx(2.0) and img.x0 == pytest.approx(0.5)  # 32 px mask on a 64 px image
-    assert "view 2" in fig.layout.title.text and "S9" in fig.layout.title.text
+    assert fig.layout.title.text == "S9 frame 30 (test split) | view 2"  # the export's frame, not the row
     # another frame changes the data
     fig2 = viewer.update(0, 0)
     assert not np.allclose(np.asarray(fig2.data[0].x), np.asarray(kp.x))
@@ -95,7 +95,9 @@ def test_widget_sliders_drive_update():
     box = viewer.widget()
     sliders = box.children[0].children
     assert [s.description for s in sliders] == ["frame", "view"]
-    assert (sliders[0].max, sliders[1].max) == (4, 2)
+    # the frame slider reads the export's frame numbers (what the title shows); its value is the row
+    assert [label for label, _ in sliders[0].options] == ["0", "10", "20", "30", "40"] and sliders[1].max == 2
+    assert not sliders[0].continuous_update
     sliders[0].value = 3
     sliders[1].value = 1
     assert (viewer.frame, viewer.view) == (3, 1)
@@ -104,7 +106,7 @@ def test_widget_sliders_drive_update():
     out = box.children[1]
     assert len(out.outputs) == 1
     assert "application/vnd.plotly.v1+json" in out.outputs[0]["data"]
-    assert "row 3" in out.outputs[0]["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
+    assert "frame 30" in out.outputs[0]["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
 
 
 def test_html_export_is_self_contained(tmp_path):
@@ -115,8 +117,8 @@ def test_html_export_is_self_contained(tmp_path):
     assert "plotly.js v" in html or "Plotly" in html
     assert not re.search(r"<script[^>]+src=[\"']?https?:", html)  # no external scripts
     assert html.count('"name":"0"') + html.count('"name": "0"') >= 1  # animation frames by name
-    for f in ("2", "4"):
-        assert f'"label":"{f}"' in html or f'"label": "{f}"' in html  # slider steps
+    for f in ("20", "40"):  # slider steps read the export's frame numbers of rows 2 and 4
+        assert f'"label":"{f}"' in html or f'"label": "{f}"' in html
     with pytest.raises(FileExistsError, match="overwrite=True"):
         viewer.to_html(path)
     viewer.to_html(path, frames=[1], overwrite=True)
@@ -162,3 +164,26 @@ def test_images_from_the_data_sets_the_export_came_from(tmp_path):
         KeypointViewer(bad, images={"train": tr, "test": te}).update(0, 0)
     with pytest.raises(KeyError, match="no data set for split 'test'"):
         KeypointViewer(ex, images={"train": tr}).update(1, 0)
+
+
+def test_slider_labels_and_fixed_3d_ranges():
+    """The HTML slider's labels are frame numbers (subject too when there are several); the 3D axes
+    hold every frame's points and do not change from frame to frame."""
+    ex = _export(T=4)
+    ex["subject"] = np.array(["S9", "S9", "S11", "S11"])
+    ex["kp3d"][2] += 2000.0  # one frame far away: fixed ranges must still hold it
+    viewer = KeypointViewer(ex)
+    assert [viewer.frame_label(t) for t in range(4)] == ["S9 0", "S9 10", "S11 20", "S11 30"]
+    fig = viewer.animation_figure(frames=[0, 1, 2, 3], view=0)
+    assert [st.label for st in fig.layout.sliders[0].steps] == ["S9 0", "S9 10", "S11 20", "S11 30"]
+    assert [fr.name for fr in fig.frames] == ["0", "1", "2", "3"]
+    scene = fig.layout.scene
+    ranges = [list(scene.xaxis.range), list(scene.yaxis.range), list(scene.zaxis.range)]
+    assert scene.xaxis.autorange is False and scene.aspectmode == "manual"
+    pts = np.concatenate([ex["kp3d"].reshape(-1, 3), ex["gt_joints_3d"].reshape(-1, 3)])
+    for d, (lo, hi) in enumerate(ranges):
+        assert lo < pts[:, d].min() and hi > pts[:, d].max()
+    assert [list(viewer.update(f, 0).layout.scene.xaxis.range) for f in range(4)] == [ranges[0]] * 4
+    # play/pause sit left of the slider, and the legend above the panels: nothing overlaps
+    buttons, slider = fig.layout.updatemenus[0], fig.layout.sliders[0]
+    assert buttons.x + 0.1 <= slider.x and fig.layout.legend.y >= 1.0

@@ -109,12 +109,16 @@ def scene_figure(cameras: Sequence[Camera], X: np.ndarray, X_hat: np.ndarray | N
             seg = np.concatenate([np.stack([C.repeat(len(target)).reshape(3, -1).T, target, np.full_like(target, np.nan)], 1)]).reshape(-1, 3)
             fig.add_trace(go.Scatter3d(x=seg[:, 0], y=seg[:, 1], z=seg[:, 2], mode="lines", showlegend=False,
                                        line=dict(color=_COLORS[i % len(_COLORS)], width=1), opacity=0.35, hoverinfo="skip"))
-    fig.add_trace(go.Scatter3d(x=X[:, 0], y=X[:, 1], z=X[:, 2], mode="markers", marker=dict(size=3, color="black"), name="true points"))
+    fig.add_trace(go.Scatter3d(x=X[:, 0], y=X[:, 1], z=X[:, 2], mode="markers", marker=dict(size=4, color="black"), name="true points"))
     if X_hat is not None:
         fig.add_trace(go.Scatter3d(x=X_hat[:, 0], y=X_hat[:, 1], z=X_hat[:, 2], mode="markers",
-                                   marker=dict(size=3, color="red", symbol="x"), name="triangulated"))
-    fig.update_layout(title=title, scene=dict(aspectmode="data", xaxis_title="x (mm)", yaxis_title="y (mm)", zaxis_title="z (mm, up)"),
-                      margin=dict(l=0, r=0, t=40, b=0), height=520)
+                                   marker=dict(size=4, color="red", symbol="diamond", opacity=0.8), name="triangulated"))
+    # plotly's default eye (1.25, 1.25, 1.25) crops the corners of a wide rig; step back and look
+    # from a little above, with the legend under the scene instead of over its right edge
+    fig.update_layout(title=title, scene=dict(aspectmode="data", xaxis_title="x (mm)", yaxis_title="y (mm)", zaxis_title="z (mm, up)",
+                                              camera=dict(eye=dict(x=1.9, y=1.9, z=1.1))),
+                      legend=dict(orientation="h", y=0.0, yanchor="top"),
+                      margin=dict(l=0, r=0, t=40, b=0), height=560)
     return fig
 
 
@@ -150,11 +154,17 @@ class TriangulationExplorer:
         self.figure = fig
         return fig
 
-    def widget(self):
-        """ipywidgets sliders (noise) and checkboxes (views) wired to :meth:`update`."""
-        import ipywidgets as W
+    def widget(self, noise_px: float = 1.0):
+        """ipywidgets slider (noise, starting at ``noise_px``) and checkboxes (views) wired to :meth:`update`.
 
-        noise = W.FloatSlider(value=1.0, min=0.0, max=10.0, step=0.5, description="noise (px)")
+        The slider redraws when released: a triangulation and a plotly figure per intermediate value
+        made a drag take tens of seconds to settle.
+        """
+        import ipywidgets as W
+        import plotly.io as pio
+
+        noise = W.FloatSlider(value=float(noise_px), min=0.0, max=10.0, step=0.5, description="noise (px)",
+                              continuous_update=False)
         boxes = [W.Checkbox(value=True, description=f"cam {c.name}") for c in self.cameras]
         label = W.Label()
         plot = W.Output()
@@ -166,10 +176,10 @@ class TriangulationExplorer:
                 return
             fig = self.update(noise.value, views)
             label.value = f"mean 3D error: {self.last_error_mm:.2f} mm"
-            # an Output re-rendered on change works with every plotly version (no anywidget needed)
-            with plot:
-                plot.clear_output(wait=True)
-                fig.show()
+            # set the Output's content through its state, not by capturing fig.show(): capture while
+            # a cell runs headless (papermill/nbclient) can hang (see kp3d.viz.viewer)
+            bundle = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict())
+            plot.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
 
         noise.observe(refresh, "value")
         for b in boxes:

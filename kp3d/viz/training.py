@@ -4,11 +4,13 @@
   decoded patch D_p, mask M_p, blended reconstruction I~ (Eq. 2) and its error, for one view.
 - :class:`KeypointsPanel` ``.update(frame)``: soft-argmax (dots) and reprojected (crosses) keypoints on
   every view, and the triangulated 3D keypoints beside the ground-truth skeleton (display only).
-- :class:`KeypointProgress` ``.update(index)``: the same for the run's ``index``-th checkpoint, to watch
-  the keypoints form as training proceeds.
+- :class:`KeypointProgress` ``.update(step)``: the same at the run's checkpoint of training step
+  ``step`` (one of ``.steps``), to watch the keypoints form as training proceeds.
 - :func:`plot_loss_curves`: losses and diagnostics from a run's metrics.csv.
 
-All return matplotlib figures; notebooks wire ``update`` to ipywidgets sliders.
+All return matplotlib figures; notebooks wire ``update`` to ipywidgets sliders. The panels' figures
+are ``matplotlib.figure.Figure`` objects that pyplot does not track: the notebook shows each one once
+(``kp3d.viz.widgets.sliders``), whatever the caller's backend, and none is left open.
 
 Example:
     >>> from kp3d.viz.training import ReconstructionPanel           # doctest: +SKIP
@@ -69,13 +71,14 @@ class ReconstructionPanel:
     TITLES = ("input + box", "patch p", "decoded D_p", "mask M_p", "reconstruction I~", "|I - I~|")
 
     def __init__(self, model, dataset, figsize=(15.0, 3.0)):
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         if len(dataset) == 0:
             raise ValueError("ReconstructionPanel needs a non-empty data set")
         self.model, self.dataset = model, dataset
         self.n_views = len(model.cfg.views)
-        self.fig, self.axes = plt.subplots(1, len(self.TITLES), figsize=figsize)
+        self.fig = Figure(figsize=figsize)
+        self.axes = self.fig.subplots(1, len(self.TITLES))
         self.last: dict | None = None
 
     def update(self, frame: int = 0, view: int = 0):
@@ -109,11 +112,11 @@ class ReconstructionPanel:
 
 
 def _draw_keypoints(fig, axes, ax3d, r: dict, title: str) -> None:
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
 
     V = r["images"].shape[0]
     N = r["kp2d"].shape[1]
-    colours = plt.cm.hsv(np.linspace(0, 1, N, endpoint=False))
+    colours = colormaps["hsv"](np.linspace(0, 1, N, endpoint=False))
     for v, ax in enumerate(axes):
         ax.clear()
         ax.set_axis_off()
@@ -126,7 +129,8 @@ def _draw_keypoints(fig, axes, ax3d, r: dict, title: str) -> None:
     ax3d.clear()
     X = r["kp3d"]
     ax3d.scatter(X[:, 0], X[:, 1], X[:, 2], c=colours, s=16)
-    if "gt_joints_3d" in r:
+    labelled = "gt_joints_3d" in r
+    if labelled:
         from data_utils.skeleton import H36M_BONES
 
         J = r["gt_joints_3d"]
@@ -139,7 +143,11 @@ def _draw_keypoints(fig, axes, ax3d, r: dict, title: str) -> None:
     ax3d.set_xlim(c[0] - half, c[0] + half)
     ax3d.set_ylim(c[1] - half, c[1] + half)
     ax3d.set_zlim(c[2] - half, c[2] + half)
-    ax3d.set_title("3D keypoints (mm); grey: GT skeleton", fontsize=9)
+    ax3d.set_xlabel("x (mm)", fontsize=7, labelpad=-6)
+    ax3d.set_ylabel("y (mm)", fontsize=7, labelpad=-6)
+    ax3d.set_zlabel("z (mm)", fontsize=7, labelpad=-6)
+    ax3d.tick_params(labelsize=6, pad=-2)
+    ax3d.set_title("3D keypoints (world)" + ("; grey: GT skeleton" if labelled else ""), fontsize=9)
     fig.suptitle(title, fontsize=10)
 
 
@@ -151,11 +159,11 @@ class KeypointsPanel:
     """
 
     def __init__(self, model, dataset, figsize=(15.0, 3.6)):
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         self.model, self.dataset = model, dataset
         V = len(model.cfg.views)
-        self.fig = plt.figure(figsize=figsize)
+        self.fig = Figure(figsize=figsize)
         self.axes = [self.fig.add_subplot(1, V + 1, v + 1) for v in range(V)]
         self.ax3d = self.fig.add_subplot(1, V + 1, V + 1, projection="3d")
         self.last: dict | None = None
@@ -186,9 +194,16 @@ class KeypointProgress:
     def steps(self) -> list[int]:
         return [int(p.stem.split("_")[1]) for p in self.paths]
 
-    def update(self, index: int = -1):
-        """Draw checkpoint ``index`` (python indexing over :attr:`steps`)."""
-        index = range(len(self.paths))[index]
+    def update(self, index: int | None = None, *, step: int | None = None):
+        """Draw the checkpoint of training step ``step`` (one of :attr:`steps`, what a slider offers),
+        or the ``index``-th checkpoint (python indexing over :attr:`steps`); default the last."""
+        if step is not None and index is not None:
+            raise TypeError("pass step or index, not both")
+        if step is not None:
+            if step not in self.steps:
+                raise ValueError(f"no checkpoint at step {step}: the run saved steps {self.steps}")
+            index = self.steps.index(step)
+        index = range(len(self.paths))[-1 if index is None else index]
         if index not in self._cache:
             model, _ = load_model(self.paths[index])
             self._cache[index] = predict(model, self.dataset[self.frame])

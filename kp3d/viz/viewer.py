@@ -157,6 +157,7 @@ class KeypointViewer:
         self.max_image_side = int(max_image_side)
         self.image_size = tuple(image_size) if image_size is not None else self._guess_image_size()
         self.probed = self._run_probe(probe)  # (T, 17, 3) world mm or None
+        self.scene_ranges = self._scene_ranges()
         self.figure: go.Figure | None = None
         self.frame = 0
         self.view = 0
@@ -199,6 +200,27 @@ class KeypointViewer:
         joints = joints.reshape(self.T, 17, 3)
         anchor = self.gt3d[:, :1] if self.gt3d is not None else self.kp3d.mean(axis=1, keepdims=True)
         return joints + anchor
+
+    def _scene_ranges(self) -> list[list[float]]:
+        """x, y, z axis ranges (mm) holding every frame's points, so the axes stay put and the motion shows."""
+        pts = [self.kp3d.reshape(-1, 3)] + [a.reshape(-1, 3) for a in (self.gt3d, self.probed) if a is not None]
+        pts = np.concatenate(pts)
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if len(pts) == 0:
+            return [[-1000.0, 1000.0]] * 3
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        pad = np.maximum(0.05 * (hi - lo), 50.0)  # a margin, and some extent when the points collapse
+        return [[float(a), float(b)] for a, b in zip(lo - pad, hi + pad)]
+
+    def frame_label(self, row: int) -> str:
+        """What the slider and the title call export row ``row``: its frame number, with the subject
+        when the export holds more than one (frame numbers restart per subject)."""
+        if "frame" not in self.export:
+            return str(row)
+        frame = str(np.asarray(self.export["frame"])[row])
+        if "subject" in self.export and len(set(np.asarray(self.export["subject"]).tolist())) > 1:
+            return f"{np.asarray(self.export['subject'])[row]} {frame}"
+        return frame
 
     def _image(self, frame: int, view: int) -> np.ndarray | None:
         src = self.images
@@ -285,20 +307,33 @@ class KeypointViewer:
         return out
 
     def _title(self, frame: int, view: int) -> str:
-        bits = [f"row {frame}"]
-        for key in ("subject", "split", "frame"):
-            if key in self.export:
-                bits.append(f"{key} {np.asarray(self.export[key])[frame]}")
-        return " | ".join(bits) + f" | view {view}"
+        ex = self.export
+        bits = []
+        if "subject" in ex:
+            bits.append(str(np.asarray(ex["subject"])[frame]))
+        bits.append(f"frame {np.asarray(ex['frame'])[frame]}" if "frame" in ex else f"row {frame}")
+        if "split" in ex:
+            bits.append(f"({np.asarray(ex['split'])[frame]} split)")
+        return " ".join(bits) + f" | view {view}"
 
     def _empty_figure(self) -> go.Figure:
         H, W = self.image_size
         fig = make_subplots(rows=1, cols=2, specs=[[{"type": "scene"}, {"type": "xy"}]],
-                            column_widths=[0.5, 0.5], horizontal_spacing=0.02)
-        fig.update_layout(height=520, margin=dict(l=10, r=10, t=50, b=10),
-                          legend=dict(orientation="h", y=-0.02),
-                          scene=dict(aspectmode="data", xaxis_title="x (mm)", yaxis_title="y (mm)",
-                                     zaxis_title="z (mm, up)"))
+                            column_widths=[0.5, 0.5], horizontal_spacing=0.04)
+        (xr, yr, zr) = self.scene_ranges
+        extent = np.array([xr[1] - xr[0], yr[1] - yr[0], zr[1] - zr[0]])
+        ratio = extent / extent.max()
+        # the legend sits above the panels: below them it met the animation's buttons and slider
+        fig.update_layout(height=560, margin=dict(l=30, r=10, t=90, b=10),
+                          legend=dict(orientation="h", x=0.0, y=1.0, yanchor="bottom", font=dict(size=11)),
+                          title=dict(y=0.98, yanchor="top"),
+                          # fixed ranges (every frame's points), so the axes do not rescale per frame;
+                          # the eye steps back so no axis title is cut at the panel's edge
+                          scene=dict(aspectmode="manual", aspectratio=dict(x=ratio[0], y=ratio[1], z=ratio[2]),
+                                     xaxis=dict(title="x (mm)", range=xr, autorange=False, nticks=5),
+                                     yaxis=dict(title="y (mm)", range=yr, autorange=False, nticks=5),
+                                     zaxis=dict(title="z (mm, up)", range=zr, autorange=False, nticks=5),
+                                     camera=dict(eye=dict(x=1.6, y=1.6, z=1.0))))
         fig.update_xaxes(range=[-0.5, W - 0.5], showgrid=False, constrain="domain", row=1, col=2)
         fig.update_yaxes(range=[H - 0.5, -0.5], showgrid=False, scaleanchor="x", row=1, col=2)
         return fig
@@ -309,7 +344,7 @@ class KeypointViewer:
         fig = self._empty_figure()
         for i, tr in enumerate(self.traces(frame, view)):
             fig.add_trace(tr, row=1, col=1 if i < 3 else 2)
-        fig.update_layout(title=self._title(frame, view))
+        fig.update_layout(title_text=self._title(frame, view))
         self.figure, self.frame, self.view = fig, frame, view
         if self._out is not None:
             # Replace the Output widget's content through its state instead of capturing display
@@ -325,8 +360,9 @@ class KeypointViewer:
         """ipywidgets sliders for frame and view wired to :meth:`update` (for JupyterLab)."""
         import ipywidgets as widgets
 
-        frame = widgets.IntSlider(value=self.frame, min=0, max=self.T - 1, description="frame",
-                                  continuous_update=False)
+        # the slider reads what the title shows (frame numbers), its value is the export row
+        frame = widgets.SelectionSlider(options=[(self.frame_label(t), t) for t in range(self.T)],
+                                        value=self.frame, description="frame", continuous_update=False)
         view = widgets.IntSlider(value=self.view, min=0, max=self.V - 1, description="view",
                                  continuous_update=False)
         self._out = widgets.Output()
@@ -348,12 +384,17 @@ class KeypointViewer:
             raise ValueError("frames is empty: pass at least one frame index")
         fig = self.update(frames[0], view)
         fig.frames = [go.Frame(data=self.traces(f, view), traces=list(range(7)), name=str(f),
-                               layout=dict(title=self._title(f, view))) for f in frames]
+                               layout=dict(title=dict(text=self._title(f, view)))) for f in frames]
         anim = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
+        # the slider's labels are frame numbers (what the title shows); the buttons sit left of it
         fig.update_layout(
-            sliders=[dict(active=0, currentvalue=dict(prefix="frame "), pad=dict(t=40),
-                          steps=[dict(label=str(f), method="animate", args=[[str(f)], anim]) for f in frames])],
-            updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=0.0, xanchor="left", yanchor="top",
+            height=660, margin=dict(l=30, r=10, t=90, b=110),
+            sliders=[dict(active=0, currentvalue=dict(prefix="frame "), x=0.12, len=0.88, y=0.0, yanchor="top",
+                          pad=dict(t=30),
+                          steps=[dict(label=self.frame_label(f), method="animate", args=[[str(f)], anim])
+                                 for f in frames])],
+            updatemenus=[dict(type="buttons", direction="left", showactive=False, x=0.0, y=0.0, xanchor="left",
+                              yanchor="top", pad=dict(t=60),
                               buttons=[dict(label="play", method="animate",
                                             args=[None, dict(anim, frame=dict(duration=300, redraw=True),
                                                              fromcurrent=True)]),
@@ -379,18 +420,17 @@ class KeypointViewer:
 
     def multiview_png(self, path, frame: int = 0, overwrite: bool = False) -> Path:
         """A matplotlib PNG of every view of ``frame`` with its 2D (dots) and reprojected (x) keypoints."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from matplotlib import colormaps
+        from matplotlib.figure import Figure  # not pyplot: written to a file, never shown
 
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists: pass overwrite=True or choose another path")
         frame, _ = self._check(frame, 0)
         H, W = self.image_size
-        fig, axes = plt.subplots(1, self.V, figsize=(3.2 * self.V, 3.4), squeeze=False)
-        colors = plt.get_cmap("turbo")(np.linspace(0, 1, self.N))
+        fig = Figure(figsize=(3.2 * self.V, 3.4))
+        axes = fig.subplots(1, self.V, squeeze=False)
+        colors = colormaps["turbo"](np.linspace(0, 1, self.N))
         for v, ax in enumerate(axes[0]):
             img = self._image(frame, v)
             if img is not None:
@@ -406,5 +446,4 @@ class KeypointViewer:
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100)
-        plt.close(fig)
         return path

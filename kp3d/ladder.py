@@ -1,0 +1,189 @@
+"""The ladder from the paper's geometric bottleneck to the full model, as runnable configurations.
+
+Each rung is the cpu-demo profile plus a few :class:`kp3d.config.Config` fields; the training loop
+is the one of :mod:`kp3d.train`. A rung is climbed only when the rung below holds
+(docs/recipe.md, "The ladder"):
+
+- ``R0``: the bottleneck alone on an oracle. The patch is a fixed square crop around the
+  ground-truth mask; the keypoint head (a small U-Net) reads that mask patch; soft-argmax -> crop
+  intrinsics -> DLT -> reprojection -> Gaussians -> the paper's mask decoder must rebuild the same
+  mask in all views. No image decoder, no detector. Ground truth serves only as a diagnostic oracle.
+- ``R1``: the method's own signal: the same with |I - B| > 0.1 (median background) as crop, input
+  and target (Table 6's IMG-BG variant); no labels.
+- ``R2``: from pixels: the crop of R1, the image decoder trained on the RGB patch, and the keypoint
+  head reading the decoder's own mask M_p; target M_p.
+- ``R3``: the full model, the cpu-demo profile.
+
+:func:`measure` probes an exported rung beside its baselines (mean pose, the same network
+untrained, its own latent) with the figures of :mod:`kp3d.discovery_check`.
+
+Usage:
+    python -m kp3d.ladder train R0 --run-dir outputs/ladder/R0          # add --resume to continue
+    python -m kp3d.ladder measure outputs/ladder/R0 --json outputs/ladder/R0.json
+
+Example:
+    >>> rung_config("R0").keypoint_input
+    'gt-mask'
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from kp3d.config import Config, get_config, parse_override
+
+# What each rung changes on top of the cpu-demo profile. The bottleneck rungs train only the
+# keypoint path: 8 frames x 4 views, sigma 0.3 -> 0.1 over 1,000 steps, mask MSE + 0.01 coverage.
+_BOTTLENECK = dict(
+    image_reconstruction=False, batch_size=8, max_iters=3000, warmup_iters=0, keypoint_ramp_iters=0,
+    sigma_start=0.3, sigma=0.1, sigma_anneal_iters=1000, use_centering_loss=False, w_box_prior=0.0, w_patch=0.0,
+    w_mask=1.0, w_coverage=0.01,
+)
+RUNGS: dict[str, dict[str, Any]] = {
+    "R0": dict(_BOTTLENECK, crop_source="gt-mask", keypoint_input="gt-mask", mask_target="gt"),
+    "R1": dict(_BOTTLENECK, crop_source="img-bg", keypoint_input="img-bg", mask_target="img-bg-mask"),
+    "R2": dict(crop_source="img-bg", keypoint_input="pred-mask", w_box_prior=0.0, centering_keypoints_only=False,
+               use_centering_loss=False),
+    "R3": {},
+}
+
+
+def rung_config(rung: str, profile: str = "cpu-demo", **overrides: Any) -> Config:
+    """The :class:`Config` of a rung: the profile (sizes; cpu-demo by default, smoke for tests), the
+    rung's fields, then ``overrides``."""
+    if rung not in RUNGS:
+        raise ValueError(f"unknown rung {rung!r}: expected one of {', '.join(RUNGS)}")
+    return get_config(profile, **{**RUNGS[rung], **overrides})
+
+
+def _export_once(checkpoint: Path, out: Path, cfg_json: str) -> dict:
+    """Export a checkpoint over all frames (train + test) to ``out``, reusing ``out`` only when it was
+    written from the same configuration (a stale export is replaced, with a message)."""
+    from kp3d.export import export, load_export
+
+    if out.exists():
+        ex = load_export(out)
+        if str(ex.get("config_json", "")) == cfg_json:
+            return ex
+        print(f"{out} was exported with another configuration: exporting again")
+    export(checkpoint, out, overwrite=True, progress=False)
+    return load_export(out)
+
+
+def untrained_checkpoint(cfg: Config, run_dir: Path) -> Path:
+    """The rung's network as training starts it (the same seed, so the same initial weights), saved
+    under ``run_dir/untrained``: the baseline that separates what training taught from what the
+    architecture and the probe's z-scoring give for free."""
+    import torch
+
+    from kp3d import checkpoint as ckpt_io
+    from kp3d.train import _seed_everything, build_training_parts
+
+    d = run_dir / "untrained"
+    last = ckpt_io.latest_checkpoint(d)
+    if last is not None and ckpt_io.load_checkpoint(last)["config"] == cfg.to_dict():
+        return last
+    _seed_everything(cfg.seed)
+    model, _, _ = build_training_parts(cfg, torch.device("cpu"))
+    return ckpt_io.save_checkpoint(d, {"model": model.state_dict(), "step": 0, "config": cfg.to_dict()})
+
+
+def measure(run_dir: str | Path, with_untrained: bool = True) -> dict:
+    """Export a trained rung and measure it on the test subjects beside its baselines.
+
+    Returns a dict: ``step``, ``geometry`` (:func:`kp3d.discovery_check.geometry_figures`),
+    ``probes`` (ridge and MLP of the 3D keypoints, the mean pose, the MLP of the model's own latent),
+    ``tracking`` (median R^2 of :func:`kp3d.discovery_check.pose_tracking`) and ``untrained``
+    (ridge and MLP of the same network untrained, same probes). MPJPE in mm.
+    """
+    from kp3d import checkpoint as ckpt_io
+    from kp3d.discovery_check import geometry_figures, pose_tracking, probe_figures
+
+    run_dir = Path(run_dir)
+    last = ckpt_io.latest_checkpoint(run_dir)
+    if last is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint: train it first (python -m kp3d.ladder train RUNG --run-dir {run_dir})")
+    state = ckpt_io.load_checkpoint(last)
+    cfg = Config.from_dict(state["config"])
+    step = int(state["step"])
+    ex = _export_once(last, run_dir / f"export_step{step:07d}.npz", cfg.to_json())
+    probes = probe_figures(ex, latent_export=ex)
+    res = {"run_dir": str(run_dir), "step": step, "geometry": geometry_figures(ex), "probes": probes,
+           "tracking": {"median_r2": pose_tracking(ex)["median_r2"]}}
+    if with_untrained:
+        ex0 = _export_once(untrained_checkpoint(cfg, run_dir), run_dir / "untrained" / "export.npz", cfg.to_json())
+        p0 = probe_figures(ex0)
+        res["untrained"] = {k: p0[k] for k in ("ridge", "mlp", "ridge_ratio", "mlp_ratio")}
+    return res
+
+
+def format_measure(res: dict) -> str:
+    """The figures of :func:`measure` as a few lines, baselines beside the result."""
+    p, g = res["probes"], res["geometry"]
+    mp = p["mean_pose"]["mpjpe"]
+    lines = [f"{res['run_dir']} at step {res['step']}: {g['frames']} test frames x {g['views']} views, {g['keypoints']} keypoints",
+             f"  mean pose                 {mp:6.1f} mm",
+             f"  3D keypoints   ridge {p['ridge']['mpjpe']:6.1f} ({p['ridge_ratio']:.2f}x)   MLP {p['mlp']['mpjpe']:6.1f} "
+             f"({p['mlp_ratio']:.2f}x)   N-MPJPE {p['mlp']['n_mpjpe']:.1f}  P-MPJPE {p['mlp']['p_mpjpe']:.1f}"]
+    if "untrained" in res:
+        u = res["untrained"]
+        lines.append(f"  same, untrained ridge {u['ridge']['mpjpe']:6.1f} ({u['ridge_ratio']:.2f}x)   MLP {u['mlp']['mpjpe']:6.1f} "
+                     f"({u['mlp_ratio']:.2f}x)")
+    lines.append(f"  own latent              MLP {p['latent_mlp']['mpjpe']:6.1f} ({p['latent_mlp']['mpjpe'] / mp:.2f}x)")
+    reach = " ".join(f"{k} {100 * v:.0f}%" for k, v in g["limb_reach"].items())
+    lines.append(f"  spread {g['spread_ratio']:.3f} of the height, close pairs {g['close_pairs']}, "
+                 f"on GT mask {100 * g.get('in_gt_mask', float('nan')):.1f}%, reach {reach}, "
+                 f"median R^2 {res['tracking']['median_r2']:.2f}")
+    return "\n".join(lines)
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = parse_override(k.strip(), v)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m kp3d.ladder", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train one rung")
+    t.add_argument("rung", choices=list(RUNGS))
+    t.add_argument("--run-dir", required=True)
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--max-minutes", type=float, default=None)
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    t.add_argument("--threads", type=int, default=1, help="torch threads (side-by-side runs: 1 each)")
+    m = sub.add_parser("measure", help="export a trained rung and probe it beside its baselines")
+    m.add_argument("run_dir")
+    m.add_argument("--json", default=None)
+    m.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    try:
+        if args.cmd == "train":
+            from kp3d.train import train
+
+            cfg = rung_config(args.rung, **_parse_sets(args.overrides))
+            train(cfg, run_dir=args.run_dir, resume=args.resume, max_minutes=args.max_minutes)
+            return 0
+        res = measure(args.run_dir)
+        print(format_measure(res))
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2))
+        return 0
+    except (ValueError, FileExistsError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

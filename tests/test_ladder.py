@@ -1,0 +1,145 @@
+"""Tests of the ladder's rungs (kp3d.ladder, the patch keypoint head, fixed crops) and of the
+silhouette baseline (kp3d.silhouettes)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fakes import FakeMultiView
+from kp3d.config import get_config
+from kp3d.ladder import RUNGS, format_measure, measure, rung_config
+from kp3d.losses import compute_losses, foreground_mask
+from kp3d.model import KeypointModel, gt_masks
+from kp3d.networks import PatchKeypointHead
+from kp3d.probes import torch_threads
+from kp3d.silhouettes import silhouette_baseline, silhouette_features, silhouette_patches
+from kp3d.train import make_dataset, train
+
+
+@pytest.fixture(scope="module")
+def data():
+    return FakeMultiView(n=8, size=64)
+
+
+def _batch(ds, n=2):
+    return torch.utils.data.default_collate([ds[i] for i in range(n)])
+
+
+def _smoke(rung, **kw):
+    return rung_config(rung, "smoke", amp="none", batch_size=2, **kw)
+
+
+# --- shapes ----------------------------------------------------------------------------------------
+def test_patch_head_shapes():
+    maps, feats = PatchKeypointHead(3, 5)(torch.zeros(2, 3, 32, 32))
+    assert maps.shape == (2, 5, 32, 32) and feats.shape == (2, 256)
+
+
+@pytest.mark.parametrize("rung", ["R0", "R1", "R2"])
+def test_rung_forward_shapes(rung, data):
+    cfg = _smoke(rung)
+    b = _batch(data)
+    out = KeypointModel(cfg)(b["images"], b["backgrounds"], b["K"], b["R"], b["t"], masks=gt_masks(b))
+    N, P = cfg.n_keypoints, cfg.patch_size
+    assert out["kp3d"].shape == (2, N, 3) and out["mask_from_kp"].shape == (2, 4, 1, P, P)
+    assert torch.isfinite(out["kp3d"]).all()
+    if not cfg.image_reconstruction:
+        assert out["latent"].shape == (2, 4, PatchKeypointHead(1, N).feature_dim)
+
+
+# --- bad input -------------------------------------------------------------------------------------
+def test_oracle_rung_without_masks_is_refused(data):
+    b = _batch(data)
+    with pytest.raises(ValueError, match="ground-truth masks"):
+        KeypointModel(_smoke("R0"))(b["images"], b["backgrounds"], b["K"], b["R"], b["t"])
+
+
+def test_bottleneck_config_checks():
+    with pytest.raises(ValueError, match="image_reconstruction=False"):
+        get_config("smoke", image_reconstruction=False)  # the detector crop needs the image path
+    with pytest.raises(ValueError, match="keypoint_input"):
+        get_config("smoke", keypoint_input="depth")
+    with pytest.raises(ValueError, match="crop_source"):
+        get_config("smoke", crop_source="oracle")
+    with pytest.raises(ValueError, match="unknown rung"):
+        rung_config("R9")
+
+
+# --- accuracy --------------------------------------------------------------------------------------
+def test_fixed_crop_holds_the_whole_mask(data):
+    """The R0 box is a square around the GT mask with a margin: no mask pixel falls outside."""
+    cfg = _smoke("R0")
+    b = _batch(data, 4)
+    out = KeypointModel(cfg)(b["images"], b["backgrounds"], b["K"], b["R"], b["t"], masks=gt_masks(b))
+    P = cfg.patch_size
+    inside = out["patch_mask"].sum((-1, -2, -3)) * (2 * out["box"][..., 0] / P) ** 2 * (64 / 2) ** 2
+    total = b["gt"]["masks"].sum((-1, -2, -3))
+    assert torch.allclose(inside, total, rtol=0.1)  # the resampled crop keeps the mask's area
+    assert (out["box"][..., 0] > 0.1).all() and (out["box"][..., 0] <= 1).all()
+
+
+def test_bottleneck_losses_skip_reconstruction(data):
+    cfg = _smoke("R0")
+    b = _batch(data)
+    out = KeypointModel(cfg)(b["images"], b["backgrounds"], b["K"], b["R"], b["t"], masks=gt_masks(b))
+    L = compute_losses(cfg, out, b, step=0)
+    assert float(L["pixel"]) == 0.0 and float(L["mask"].detach()) > 0
+    L["total"].backward()
+
+
+def test_silhouette_patch_of_a_rectangle():
+    m = torch.zeros(1, 1, 40, 40)
+    m[..., 10:30, 15:25] = 1  # 20 tall, 10 wide: square crop of side 20 (margin 1)
+    s = silhouette_patches(m, size=20, margin=1.0).reshape(20, 20)
+    assert s[:, 5:15].mean() > 0.95 and s[:, :4].max() < 0.05 and s[:, 16:].max() < 0.05
+
+
+def test_img_bg_mask_target_is_binary(data):
+    cfg = _smoke("R1")
+    b = _batch(data)
+    fg = foreground_mask(b["images"].flatten(0, 1), b["backgrounds"].flatten(0, 1), cfg.box_prior_threshold)
+    assert set(fg.unique().tolist()) <= {0.0, 1.0}
+    iou = ((fg > 0) & (b["gt"]["masks"].flatten(0, 1) > 0)).sum() / ((fg > 0) | (b["gt"]["masks"].flatten(0, 1) > 0)).sum()
+    assert iou > 0.9  # the fake set's estimated background differs from the true one by 1% noise
+
+
+# --- learning ----------------------------------------------------------------------------------------
+def test_r0_learns_to_rebuild_the_mask(tmp_path, data):
+    """60 steps of R0 cut the mask loss (last log row / first: 0.40-0.53 measured over seeds 0-3)."""
+    cfg = _smoke("R0", max_iters=60, log_every=5, ckpt_every=60, seed=0)
+    with torch_threads(1):
+        run = train(cfg, run_dir=tmp_path / "r0", dataset=data, progress=False)
+    from kp3d.train import read_metrics
+
+    m = read_metrics(run)
+    assert m["mask"][-1] < 0.7 * m["mask"][0]
+
+
+def test_measure_reports_baselines(tmp_path):
+    """measure() on a smoke-sized R0 run: trained and untrained figures side by side."""
+    cfg = _smoke("R0", max_iters=6, log_every=3, ckpt_every=6)
+    with torch_threads(1):
+        run = train(cfg, run_dir=tmp_path / "r0", progress=False)
+        res = measure(run)
+    assert res["step"] == 6 and {"ridge", "mlp"} <= set(res["untrained"])
+    assert np.isfinite(res["probes"]["latent_mlp"]["mpjpe"])
+    text = format_measure(res)
+    assert "untrained" in text and "mean pose" in text
+    again = measure(run)  # the exports are reused: same figures
+    assert again["probes"]["ridge"]["mpjpe"] == pytest.approx(res["probes"]["ridge"]["mpjpe"])
+
+
+def test_silhouette_baseline_rows():
+    cfg = get_config("smoke")
+    tr, te = make_dataset(cfg, "train"), make_dataset(cfg, "test")
+    x, j = silhouette_features(tr, "gt", cfg.views, size=8, progress=False)
+    assert x.shape == (len(tr), 4 * 64) and j.shape == (len(tr), 17, 3)
+    rows = silhouette_baseline(cfg, tr, te, kinds=("linear",), size=8, pca=16, progress=False)
+    assert {r["key"] for r in rows} == {"silhouette_img-bg", "silhouette_gt"}
+    assert all(np.isfinite(r["mpjpe"]) for r in rows)
+
+
+def test_rungs_are_runnable_configs():
+    for rung in RUNGS:
+        rung_config(rung).validate()

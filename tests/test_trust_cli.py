@@ -1,0 +1,83 @@
+"""The command lines say what went wrong in one line, check their outputs before working, and never
+write into a folder that is not theirs."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fakes import FakeMultiView
+from kp3d import cli
+from kp3d.config import get_config
+from kp3d.train import train
+
+torch.set_num_threads(1)
+
+
+def test_bad_value_prints_one_line_without_traceback():
+    cmd = [sys.executable, "-m", "kp3d.cli", "--profile", "smoke", "--set", "views=0,0", "--no-progress"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: views=(0, 0): expected distinct camera indices"), r.stderr
+    r = subprocess.run(cmd + ["--debug"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" in r.stderr
+    # the other entry points report the same way
+    r = subprocess.run([sys.executable, "-m", "kp3d.evaluate", "probe", "--export", "missing.npz"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "python -m kp3d.export" in r.stderr
+
+
+def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    foreign = tmp_path / "my_analysis"
+    foreign.mkdir()
+    (foreign / "metrics.csv").write_text("a user's numbers\n1,2,3\n")
+    assert cli.main(["--profile", "smoke", "--resume", "--run-dir", str(foreign), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a kp3d run" in err and "Traceback" not in err
+    assert (foreign / "metrics.csv").read_text() == "a user's numbers\n1,2,3\n"
+    assert sorted(p.name for p in foreign.iterdir()) == ["metrics.csv"]
+    typo = tmp_path / "my_rnu"
+    assert cli.main(["--profile", "smoke", "--resume", "--run-dir", str(typo), "--no-progress"]) == 2
+    assert "no run to resume" in capsys.readouterr().err and not typo.exists()
+
+
+def test_export_target_is_checked_before_training(tmp_path, capsys):
+    target = tmp_path / "mine.npz"
+    target.write_bytes(b"a user's file")
+    run = tmp_path / "run"
+    assert cli.main(["--profile", "smoke", "--run-dir", str(run), "--export", str(target), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and not run.exists() and target.read_bytes() == b"a user's file"
+    assert cli.build_parser().parse_args(["--export", "x.npz", "--overwrite"]).overwrite
+
+
+def test_python_m_kp3d_export(tmp_path, monkeypatch, capsys):
+    from kp3d import export as export_mod
+
+    data = FakeMultiView(n=4, size=64)
+    cfg = get_config("smoke", amp="none", max_iters=2, warmup_iters=1, log_every=1, ckpt_every=2)
+    run = train(cfg, run_dir=tmp_path / "run", dataset=data, progress=False)
+    monkeypatch.setattr(export_mod, "make_dataset", lambda cfg, split: data)
+    out = tmp_path / "e.npz"
+    assert export_mod.main([str(run), str(out), "--splits", "train", "--no-progress"]) == 0
+    assert export_mod.load_export(out, require=export_mod.REQUIRED_KEYS)["kp3d"].shape == (4, 8, 3)
+    assert export_mod.main([str(run), str(out), "--splits", "train", "--no-progress"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert export_mod.main([str(run), str(out), "--splits", "train", "--no-progress", "--overwrite"]) == 0
+
+
+def test_rig_options_reach_the_data_spec():
+    args = cli.build_parser().parse_args(["--data", "rig:/data/r", "--trim", "--cameras", "c1,c3", "--units", "m",
+                                          "--up-axis=-y", "--backgrounds", "/data/empty"])
+    from data_utils.rig import parse_rig_spec, with_rig_options
+
+    spec = with_rig_options(args.data, **cli._rig_options(args))
+    assert spec == "rig:/data/r?trim=true&cameras=c1,c3&backgrounds=/data/empty&units=m&up_axis=-y"
+    assert parse_rig_spec(spec)[1] == {"trim": True, "cameras": ["c1", "c3"], "backgrounds": "/data/empty",
+                                       "units": "m", "up_axis": "-y"}
+    with pytest.raises(ValueError, match="need data='rig:"):
+        with_rig_options("synthetic", trim=True)
+    with pytest.raises(ValueError, match="not a rig option"):
+        parse_rig_spec("rig:/data/r?trimm=1")
