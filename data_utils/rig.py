@@ -60,6 +60,7 @@ from kp3d.cameras import Camera
 
 from .background import median_background
 from .calibration import Calibration, load_calibration, undistortion_maps
+from .rig_spec import RIG_OPTIONS, parse_rig_spec, rig_root, with_rig_options  # noqa: F401 (part of this API)
 from .video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, image_files, iter_frames, video_info
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,6 @@ CALIBRATION_NAMES = ("calibration.toml", "calibration.yml", "calibration.yaml", 
 FITS = ("pad", "stretch")
 MIN_CHECK_FRAMES = 10  # fewer frames than this: the median cannot be checked (and is rarely clean)
 MAX_CROP_PAD = 0.02  # a recording may differ from its calibration by a centred crop/pad of this share
-RIG_OPTIONS = ("trim", "cameras", "backgrounds", "units", "up_axis")  # options of a "rig:PATH?..." spec
 # how each option is given on the command line and in the notebooks (for the error messages)
 _OPTION_HOWTO = {
     "trim": "kp3d-train --trim; DATA = 'rig:PATH?trim=true' in the notebooks",
@@ -607,88 +607,6 @@ class RigDataset(Dataset):
 
 
 __doc__ = __doc__.replace("{layout}", "\n".join("    " + line for line in RIG_LAYOUT.splitlines()))
-
-
-def _parse_option(spec: str, key: str, value: str):
-    if key == "trim":
-        low = value.strip().lower()
-        if low not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            raise ValueError(f"data={spec!r}: trim={value!r}, expected true or false")
-        return low in ("1", "true", "yes", "on")
-    if key == "cameras":
-        names = [n.strip() for n in value.split(",") if n.strip()]
-        if not names:
-            raise ValueError(f"data={spec!r}: cameras= is empty; list camera names, e.g. cameras=cam1,cam3")
-        return names
-    if key == "backgrounds":
-        return str(Path(value).expanduser())
-    return value.strip()
-
-
-def parse_rig_spec(spec: str) -> tuple[str, dict]:
-    """Split ``"rig:PATH?key=value&..."`` into ``("rig:PATH", options)``.
-
-    Options (:data:`RIG_OPTIONS`, the :class:`RigDataset` arguments of the same names): ``trim``
-    (true/false), ``cameras`` (comma-separated names), ``backgrounds`` (a folder), ``units``
-    (auto, m, mm) and ``up_axis`` (auto, z, -z, y, -y, x, -x). An unknown key raises.
-
-    Example:
-        >>> parse_rig_spec("rig:/data/my_rig?trim=true&cameras=cam1,cam3")
-        ('rig:/data/my_rig', {'trim': True, 'cameras': ['cam1', 'cam3']})
-    """
-    base, sep, query = str(spec).partition("?")
-    options = {}
-    for item in filter(None, query.split("&")) if sep else ():
-        key, eq, value = item.partition("=")
-        key = key.strip()
-        if key not in RIG_OPTIONS or not eq:
-            raise ValueError(f"data={spec!r}: {item!r} is not a rig option; expected key=value with a key among "
-                             f"{', '.join(RIG_OPTIONS)} (e.g. rig:/data/my_rig?trim=true&cameras=cam1,cam3)")
-        options[key] = _parse_option(spec, key, value)
-    return base, options
-
-
-def with_rig_options(spec: str, **options) -> str:
-    """``spec`` ("rig:PATH", maybe with options already) with ``options`` added or replaced.
-
-    Example:
-        >>> with_rig_options("rig:/data/my_rig", trim=True, cameras=["cam1", "cam3"])
-        'rig:/data/my_rig?trim=true&cameras=cam1,cam3'
-    """
-    if not str(spec).startswith("rig:"):
-        raise ValueError(f"the rig options {sorted(options)} need data='rig:/path/to/folder' (--data rig:PATH), "
-                         f"not data={spec!r}")
-    base, current = parse_rig_spec(spec)
-    for key, value in options.items():
-        if key not in RIG_OPTIONS:
-            raise ValueError(f"{key!r} is not a rig option: expected one of {', '.join(RIG_OPTIONS)}")
-        current[key] = _parse_option(spec, key, ",".join(value) if isinstance(value, (list, tuple)) else str(value))
-    parts = []
-    for key in RIG_OPTIONS:
-        if key in current:
-            v = current[key]
-            parts.append(f"{key}={'true' if v is True else 'false' if v is False else ','.join(v) if isinstance(v, list) else v}")
-    return base + ("?" + "&".join(parts) if parts else "")
-
-
-def rig_root(spec: str) -> Path:
-    """The rig folder of ``data="rig:PATH"`` (a bare path is accepted too; options after ``?`` are
-    ignored); the folder need not exist yet.
-
-    Example:
-        >>> rig_root("rig:/data/my_rig").as_posix()
-        '/data/my_rig'
-    """
-    kind, sep, path = parse_rig_spec(spec)[0].partition(":")
-    if sep and kind == "rig":
-        root = path
-    elif not sep or len(kind) == 1:  # a bare path (or a Windows drive letter)
-        root = str(spec)
-    else:
-        raise ValueError(f"data={spec!r}: expected 'rig:/path/to/folder'")
-    if not root:
-        raise ValueError(f"data={spec!r}: give the rig folder, e.g. 'rig:/data/my_rig'")
-    return Path(root).expanduser()
 
 
 def rig_camera_names(spec: str, calibration: str | Path | None = None, **calibration_kw) -> list[str]:

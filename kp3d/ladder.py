@@ -168,22 +168,22 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    try:
-        if args.cmd == "train":
-            from kp3d.train import train
+    if args.cmd == "train":
+        from kp3d.train import train
 
-            cfg = rung_config(args.rung, **_parse_sets(args.overrides))
-            train(cfg, run_dir=args.run_dir, resume=args.resume, max_minutes=args.max_minutes)
-            return 0
-        res = measure(args.run_dir)
-        print(format_measure(res))
-        if args.json:
-            Path(args.json).write_text(json.dumps(res, indent=2))
+        cfg = rung_config(args.rung, **_parse_sets(args.overrides))
+        train(cfg, run_dir=args.run_dir, resume=args.resume, max_minutes=args.max_minutes)
         return 0
-    except (ValueError, FileExistsError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.json and Path(args.json).exists():
+        raise FileExistsError(f"{args.json} exists: choose another --json path or remove it first")
+    res = measure(args.run_dir)
+    print(format_measure(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from kp3d.cli import run_entry_point
+
+    sys.exit(run_entry_point(main))

@@ -143,3 +143,12 @@ def test_silhouette_baseline_rows():
 def test_rungs_are_runnable_configs():
     for rung in RUNGS:
         rung_config(rung).validate()
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "kp3d.ladder", "measure", str(tmp_path / "nothing")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "has no checkpoint" in r.stderr and "Traceback" not in r.stderr
