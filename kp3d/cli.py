@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     return add_debug_flag(p)
 
 
-def _parse_overrides(items: list[str]) -> dict:
+def parse_overrides(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` items -> {field: value typed as the Config field} (a bad item raises)."""
     overrides = {}
     for item in items:
         if "=" not in item:
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _check_export_target(args.export, args.overwrite)
-    overrides = _parse_overrides(args.overrides)
+    overrides = parse_overrides(args.overrides)
     if args.data:
         overrides["data"] = args.data
     if args.calibration:

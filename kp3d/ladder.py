@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kp3d.config import Config, get_config, parse_override
+from kp3d.config import Config, get_config
 
 # What each rung changes on top of the cpu-demo profile. The bottleneck rungs train only the
 # keypoint path: 8 frames x 4 views, sigma 0.3 -> 0.1 over 1,000 steps, mask MSE + 0.01 coverage.
@@ -140,16 +140,6 @@ def format_measure(res: dict) -> str:
     return "\n".join(lines)
 
 
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        out[k.strip()] = parse_override(k.strip(), v)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m kp3d.ladder", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -169,9 +159,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     if args.cmd == "train":
+        from kp3d.cli import parse_overrides
         from kp3d.train import train
 
-        cfg = rung_config(args.rung, **_parse_sets(args.overrides))
+        cfg = rung_config(args.rung, **parse_overrides(args.overrides))
         train(cfg, run_dir=args.run_dir, resume=args.resume, max_minutes=args.max_minutes)
         return 0
     if args.json and Path(args.json).exists():

@@ -158,14 +158,13 @@ def foreground_box(images: torch.Tensor, backgrounds: torch.Tensor, threshold: f
 
     Used by the box prior (``Config.w_box_prior``): the median background the method already needs
     tells roughly where the person is, and this box is what a tight spatial transformer should crop.
-    The extent is taken between the ``quantile`` and ``1 - quantile`` of the foreground pixels'
-    coordinates (robust to sensor noise and flicker); the side is the larger extent times ``margin``.
+    :func:`mask_box` of :func:`foreground_mask`; the ``quantile`` cut makes it robust to sensor
+    noise and flicker.
 
     Args:
         images, backgrounds: (B, 3, H, W) in [0, 1].
     Returns:
-        (B, 4) boxes ``(s, s, u_x, u_y)`` in normalised [-1, 1] image units (no gradient). An image
-        with fewer than 10 foreground pixels gets a centred box of side ``fallback_scale``.
+        (B, 4) boxes ``(s, s, u_x, u_y)`` in normalised [-1, 1] image units (no gradient).
 
     Example:
         >>> bg = torch.zeros(1, 3, 64, 64); img = bg.clone(); img[..., 16:48, 24:40] = 1
@@ -175,9 +174,33 @@ def foreground_box(images: torch.Tensor, backgrounds: torch.Tensor, threshold: f
     if images.ndim != 4 or images.shape != backgrounds.shape:
         raise ValueError(f"foreground_box: expected images and backgrounds (B, 3, H, W) of one shape, got "
                          f"{tuple(images.shape)} and {tuple(backgrounds.shape)}")
+    return mask_box(foreground_mask(images, backgrounds, threshold), margin, quantile, min_scale, fallback_scale)
+
+
+def mask_box(masks: torch.Tensor, margin: float = 1.15, quantile: float = 0.01, min_scale: float = 0.15,
+             fallback_scale: float = 0.75) -> torch.Tensor:
+    """A square box around the foreground of masks (pixels > 0.5).
+
+    The extent is taken between the ``quantile`` and ``1 - quantile`` of the foreground pixels'
+    coordinates (a tiny ``quantile`` such as 1e-6: the whole extent); the side is the larger extent
+    times ``margin``, clamped to [min_scale, 1].
+
+    Args:
+        masks: (B, 1, H, W) float.
+    Returns:
+        (B, 4) boxes ``(s, s, u_x, u_y)`` in normalised [-1, 1] image units (no gradient). A mask
+        with fewer than 10 foreground pixels gets a centred box of side ``fallback_scale``.
+
+    Example:
+        >>> m = torch.zeros(1, 1, 64, 64); m[..., 16:48, 24:40] = 1
+        >>> [round(v, 3) for v in mask_box(m, margin=1.0, quantile=1e-6)[0].tolist()]
+        [0.5, 0.5, 0.0, 0.0]
+    """
+    if masks.ndim != 4 or masks.shape[1] != 1:
+        raise ValueError(f"mask_box: expected masks (B, 1, H, W), got {tuple(masks.shape)}")
     with torch.no_grad():
-        B, _, H, W = images.shape
-        fg = ((images.float() - backgrounds.float()).abs().mean(1) > threshold).float()  # (B, H, W)
+        B, _, H, W = masks.shape
+        fg = (masks[:, 0].float() > 0.5).float()  # (B, H, W)
         count = fg.flatten(1).sum(1)  # (B,)
 
         def extent(profile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -229,8 +252,7 @@ def mask_target(cfg: Config, out: dict, batch: dict) -> torch.Tensor:
         d = (batch["images"] - batch["backgrounds"]).abs().mean(2, keepdim=True)  # (B, V, 1, H, W)
         full = d / d.flatten(2).amax(-1).clamp_min(1e-6)[..., None, None, None]
     elif cfg.mask_target == "img-bg-mask":
-        I = batch["images"]
-        full = foreground_mask(I.flatten(0, 1), batch["backgrounds"].flatten(0, 1), cfg.box_prior_threshold)
+        full = foreground_mask(batch["images"].flatten(0, 1), batch["backgrounds"].flatten(0, 1), cfg.box_prior_threshold)
     else:
         raise ValueError(f"mask_target={cfg.mask_target!r}: expected one of predicted, gt, img-bg, img-bg-mask")
     H, W = full.shape[-2:]
@@ -278,17 +300,17 @@ def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: i
     recon = out["recon"].reshape(BV, 3, H, W)
     terms = {name: zero for name in LOSS_NAMES}
     total = zero
+    kw = keypoint_weight(cfg, step)
     if cfg.image_reconstruction:  # else the geometric bottleneck alone: nothing is reconstructed
         terms["pixel"] = pixel_loss(I, recon, red)
         total = terms["pixel"]
-    kw = keypoint_weight(cfg, step)
-    if cfg.image_reconstruction and cfg.w_patch > 0 and not (cfg.patch_loss_warmup_only and kw > 0):  # auxiliary, not in the paper: see Config.w_patch
-        P_ = out["patch"].reshape(BV, 3, P, P).detach()
-        terms["patch"] = pixel_loss(P_, out["patch_recon"].reshape(BV, 3, P, P), red)
-        total = total + cfg.w_patch * terms["patch"]
-    if cfg.image_reconstruction and cfg.use_perceptual_loss and perceptual is not None:
-        terms["perceptual"] = perceptual_loss(perceptual, I, recon, red)
-        total = total + cfg.w_perceptual * terms["perceptual"]
+        if cfg.w_patch > 0 and not (cfg.patch_loss_warmup_only and kw > 0):  # auxiliary, not in the paper: see Config.w_patch
+            P_ = out["patch"].reshape(BV, 3, P, P).detach()
+            terms["patch"] = pixel_loss(P_, out["patch_recon"].reshape(BV, 3, P, P), red)
+            total = total + cfg.w_patch * terms["patch"]
+        if cfg.use_perceptual_loss and perceptual is not None:
+            terms["perceptual"] = perceptual_loss(perceptual, I, recon, red)
+            total = total + cfg.w_perceptual * terms["perceptual"]
 
     if cfg.w_box_prior > 0:  # not in the paper: see Config.w_box_prior
         bg = batch["backgrounds"].reshape(BV, 3, H, W)

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from kp3d import geometry
 from kp3d.config import Config
-from kp3d.losses import foreground_box, foreground_mask
+from kp3d.losses import foreground_mask, mask_box
 from kp3d.networks import Decoder, Detector, Encoder, MaskDecoder, PatchKeypointHead
 
 OUTPUT_KEYS = (
@@ -148,10 +148,9 @@ class KeypointModel(nn.Module):
         if cfg.crop_source == "detector":
             box = self.detector(img)  # (BV, 4) float32
         elif cfg.crop_source == "gt-mask":  # the mask's whole extent (no quantile cut)
-            box = foreground_box(gt.expand(-1, 3, -1, -1), torch.zeros_like(gt).expand(-1, 3, -1, -1), 0.5,
-                                 cfg.box_prior_margin, quantile=1e-6)
-        else:
-            box = foreground_box(img, bg, cfg.box_prior_threshold, cfg.box_prior_margin)
+            box = mask_box(gt, cfg.box_prior_margin, quantile=1e-6)
+        else:  # the box prior's box: 1-99% quantiles of the changed pixels
+            box = mask_box(fg, cfg.box_prior_margin)
         patch = geometry.crop_patches(img, box.to(img.dtype), P)
         if cfg.image_reconstruction:
             latent = self.encoder(patch)
@@ -165,11 +164,12 @@ class KeypointModel(nn.Module):
             kp_input = patch if cfg.keypoint_box_grad else patch.detach()
         elif cfg.keypoint_input == "pred-mask":
             kp_input = patch_mask.detach()
-        head_out = self.keypoint_head(kp_input.to(patch.dtype)) if kp_input is not None and keypoints else None
+        # the patch head runs when its maps are needed, or its features as the bottleneck's latent
+        run_head = kp_input is not None and (keypoints or not cfg.image_reconstruction)
+        head_out = self.keypoint_head(kp_input.to(patch.dtype)) if run_head else None
         if not cfg.image_reconstruction:
             # the bottleneck alone: nothing decoded; the mask psi reads stands in for M_p
-            patch_recon, patch_mask = patch.float(), kp_input.float()
-            latent = (head_out[1] if head_out is not None else self.keypoint_head(kp_input.to(patch.dtype))[1])
+            patch_recon, patch_mask, latent = patch.float(), kp_input.float(), head_out[1]
         # un-crop D_p and M_p together; outside the box M = 0 so the background shows (Eq. 2)
         full = geometry.uncrop_patches(torch.cat([patch_recon, patch_mask], dim=1), box, (H, W))
         D, M = full[:, :3], full[:, 3:4]
@@ -180,10 +180,7 @@ class KeypointModel(nn.Module):
             "recon": recon, "mask": M, "latent": latent.float(),
         }
         if keypoints:
-            if head_out is not None:
-                C = head_out[0].float()  # (BV, N, P, P)
-            else:
-                C = self.keypoint_head(self._keypoint_latent(latent)).float()  # (BV, N, P, P)
+            C = (head_out[0] if head_out is not None else self.keypoint_head(self._keypoint_latent(latent))).float()  # (BV, N, P, P)
             with torch.autocast(device_type=images.device.type, enabled=False):
                 # x: (BV, N, 2) patch px; spread: (BV, N) patch px (for the concentration term)
                 x, spread = geometry.soft_argmax(C, temperature=self.cfg.softmax_temperature, return_spread=True)

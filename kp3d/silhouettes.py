@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from kp3d import geometry
 from kp3d import probes as P
-from kp3d.losses import foreground_box, foreground_mask
+from kp3d.losses import foreground_mask, mask_box
 
 SOURCES = ("img-bg", "gt")
 SETTINGS = {"img-bg": "silhouettes |I - B| (median background), PCA", "gt": "silhouettes, GT masks (oracle), PCA"}
@@ -45,9 +45,7 @@ def silhouette_patches(masks: torch.Tensor, size: int = 24, margin: float = 1.15
     if masks.ndim != 4 or masks.shape[1] != 1:
         raise ValueError(f"masks: expected (B, 1, H, W), got {tuple(masks.shape)}")
     m = masks.float()
-    rgb = m.expand(-1, 3, -1, -1)
-    box = foreground_box(rgb, torch.zeros_like(rgb), 0.5, margin, quantile=quantile)
-    return geometry.crop_patches(m, box, size).flatten(1)
+    return geometry.crop_patches(m, mask_box(m, margin, quantile=quantile), size).flatten(1)
 
 
 @torch.no_grad()
@@ -65,8 +63,9 @@ def silhouette_features(dataset, source: str = "img-bg", views=(0, 1, 2, 3), siz
     """
     if source not in SOURCES:
         raise ValueError(f"source={source!r}: expected one of {SOURCES}")
-    idx = list(range(len(dataset))) if max_frames is None or len(dataset) <= max_frames else \
-        np.unique(np.linspace(0, len(dataset) - 1, max_frames).round().astype(int)).tolist()
+    from kp3d.evaluate import _even_subset
+
+    idx = _even_subset(len(dataset), max_frames)
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size)
     sel = list(views)
     feats, joints = [], []
@@ -103,17 +102,15 @@ def silhouette_baseline(cfg, train_ds, test_ds, sources=SOURCES, fractions=(1.0,
     A source the data set cannot give (``gt`` without masks) is left out with no row.
     """
     views = tuple(cfg.views)
+    has_masks = "masks" in (train_ds[0].get("gt") or {})
     rows: list[dict] = []
     for source in sources:
-        try:
-            x_tr, j_tr = silhouette_features(train_ds, source, views, size, cfg.box_prior_threshold, cfg.box_prior_margin,
-                                             max_frames=max_frames, progress=progress)
-            x_te, j_te = silhouette_features(test_ds, source, views, size, cfg.box_prior_threshold, cfg.box_prior_margin,
-                                             max_frames=max_frames, progress=progress)
-        except ValueError:
-            if source == "gt":  # no ground-truth masks here: the oracle row is simply absent
-                continue
-            raise
+        if source == "gt" and not has_masks:  # no ground-truth masks here: the oracle row is simply absent
+            continue
+        x_tr, j_tr = silhouette_features(train_ds, source, views, size, cfg.box_prior_threshold, cfg.box_prior_margin,
+                                         max_frames=max_frames, progress=progress)
+        x_te, j_te = silhouette_features(test_ds, source, views, size, cfg.box_prior_threshold, cfg.box_prior_margin,
+                                         max_frames=max_frames, progress=progress)
         mu, comp = pca_fit(x_tr, min(pca, *x_tr.shape))
         z_tr, z_te = (x_tr - mu) @ comp, (x_te - mu) @ comp
         r = P.label_fraction_sweep(z_tr, P.pose_targets(j_tr), z_te, P.pose_targets(j_te), fractions, kinds,
