@@ -295,8 +295,7 @@ def _check_existing(path: Path, cfg: SyntheticConfig) -> bool:
     if m.get("generator_version") != GENERATOR_VERSION or m.get("params") != cfg.key_params():
         raise RuntimeError(f"{path} holds a data set with other parameters (manifest {mf}); "
                            f"set KP3D_CACHE_DIR to another folder or move it away.")
-    missing = [s for s in cfg.subjects for k in ("images.npy", "masks.npy", "meta.npz")
-               if not (path / f"{s}_{k}").is_file()]
+    missing = [name for name in _data_files(cfg) if not (path / name).is_file()]
     if missing:
         raise RuntimeError(f"{path} is incomplete (missing {missing[0]}...): move it away to re-render.")
     _verify_checksums(path, cfg, m)
