@@ -317,7 +317,7 @@ def _encode(model, images: torch.Tensor, backgrounds: torch.Tensor | None = None
         box = model.detector(img)
     else:
         box = foreground_box(img, backgrounds.reshape(B * V, *backgrounds.shape[2:]),
-                             model.cfg.box_prior_threshold, model.cfg.box_prior_margin)
+                             model.cfg.box_prior_threshold, model.cfg.box_prior_margin, cleanup=model.cfg.foreground_cleanup)
     patch = geometry.crop_patches(img, box.to(img.dtype), model.cfg.patch_size)
     return model.encoder(patch).reshape(B, V, -1)
 

@@ -131,11 +131,15 @@ def concentration_loss(spread: torch.Tensor, patch_size: int) -> torch.Tensor:
     return spread.float().mean() / patch_size
 
 
-def foreground_mask(images: torch.Tensor, backgrounds: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
+def foreground_mask(images: torch.Tensor, backgrounds: torch.Tensor, threshold: float = 0.1,
+                    cleanup: int = 0) -> torch.Tensor:
     """The pixels that differ from the background: mean over RGB of |I - B| > ``threshold``.
 
     Args:
         images, backgrounds: (B, 3, H, W) in [0, 1].
+        cleanup: 0 = the raw threshold; an odd k >= 3 closes the mask with a k x k square (fills the
+            holes where clothing matches the background) and then opens it (drops specks of sensor
+            noise), ``Config.foreground_cleanup``.
     Returns:
         (B, 1, H, W) float in {0, 1} (no gradient).
 
@@ -143,17 +147,32 @@ def foreground_mask(images: torch.Tensor, backgrounds: torch.Tensor, threshold: 
         >>> bg = torch.zeros(1, 3, 4, 4); img = bg.clone(); img[..., 1, 2] = 1
         >>> int(foreground_mask(img, bg).sum())
         1
+        >>> int(foreground_mask(img, bg, cleanup=3).sum())  # a lone pixel is a speck
+        0
     """
     if images.ndim != 4 or images.shape != backgrounds.shape or images.shape[1] != 3:
         raise ValueError(f"foreground_mask: expected images and backgrounds (B, 3, H, W) of one shape, got "
                          f"{tuple(images.shape)} and {tuple(backgrounds.shape)}")
+    if cleanup and (cleanup < 3 or cleanup % 2 == 0):
+        raise ValueError(f"foreground_mask: cleanup={cleanup}: expected 0 (off) or an odd kernel size >= 3")
     with torch.no_grad():
-        return ((images.float() - backgrounds.float()).abs().mean(1, keepdim=True) > threshold).float()
+        m = ((images.float() - backgrounds.float()).abs().mean(1, keepdim=True) > threshold).float()
+        if cleanup:
+            k, pad = cleanup, cleanup // 2
+
+            def dilate(x: torch.Tensor) -> torch.Tensor:
+                return torch.nn.functional.max_pool2d(x, k, 1, pad)
+
+            def erode(x: torch.Tensor) -> torch.Tensor:
+                return -torch.nn.functional.max_pool2d(-x, k, 1, pad)
+
+            m = dilate(erode(erode(dilate(m))))  # closing, then opening
+        return m
 
 
 def foreground_box(images: torch.Tensor, backgrounds: torch.Tensor, threshold: float = 0.1,
                    margin: float = 1.15, quantile: float = 0.01, min_scale: float = 0.15,
-                   fallback_scale: float = 0.75) -> torch.Tensor:
+                   fallback_scale: float = 0.75, cleanup: int = 0) -> torch.Tensor:
     """A square box around the pixels that differ from the background (|I - B| > threshold).
 
     Used by the box prior (``Config.w_box_prior``): the median background the method already needs
@@ -163,6 +182,7 @@ def foreground_box(images: torch.Tensor, backgrounds: torch.Tensor, threshold: f
 
     Args:
         images, backgrounds: (B, 3, H, W) in [0, 1].
+        cleanup: see :func:`foreground_mask`.
     Returns:
         (B, 4) boxes ``(s, s, u_x, u_y)`` in normalised [-1, 1] image units (no gradient).
 
@@ -174,7 +194,7 @@ def foreground_box(images: torch.Tensor, backgrounds: torch.Tensor, threshold: f
     if images.ndim != 4 or images.shape != backgrounds.shape:
         raise ValueError(f"foreground_box: expected images and backgrounds (B, 3, H, W) of one shape, got "
                          f"{tuple(images.shape)} and {tuple(backgrounds.shape)}")
-    return mask_box(foreground_mask(images, backgrounds, threshold), margin, quantile, min_scale, fallback_scale)
+    return mask_box(foreground_mask(images, backgrounds, threshold, cleanup), margin, quantile, min_scale, fallback_scale)
 
 
 def mask_box(masks: torch.Tensor, margin: float = 1.15, quantile: float = 0.01, min_scale: float = 0.15,
@@ -252,7 +272,8 @@ def mask_target(cfg: Config, out: dict, batch: dict) -> torch.Tensor:
         d = (batch["images"] - batch["backgrounds"]).abs().mean(2, keepdim=True)  # (B, V, 1, H, W)
         full = d / d.flatten(2).amax(-1).clamp_min(1e-6)[..., None, None, None]
     elif cfg.mask_target == "img-bg-mask":
-        full = foreground_mask(batch["images"].flatten(0, 1), batch["backgrounds"].flatten(0, 1), cfg.box_prior_threshold)
+        full = foreground_mask(batch["images"].flatten(0, 1), batch["backgrounds"].flatten(0, 1), cfg.box_prior_threshold,
+                               cfg.foreground_cleanup)
     else:
         raise ValueError(f"mask_target={cfg.mask_target!r}: expected one of predicted, gt, img-bg, img-bg-mask")
     H, W = full.shape[-2:]
@@ -314,7 +335,7 @@ def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: i
 
     if cfg.w_box_prior > 0:  # not in the paper: see Config.w_box_prior
         bg = batch["backgrounds"].reshape(BV, 3, H, W)
-        target_box = foreground_box(I, bg, cfg.box_prior_threshold, cfg.box_prior_margin)
+        target_box = foreground_box(I, bg, cfg.box_prior_threshold, cfg.box_prior_margin, cleanup=cfg.foreground_cleanup)
         terms["box_prior"] = box_prior_loss(out["box"].reshape(BV, 4), target_box)
         total = total + cfg.w_box_prior * terms["box_prior"]
 

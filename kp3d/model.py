@@ -143,7 +143,7 @@ class KeypointModel(nn.Module):
                                  f"{None if masks is None else tuple(masks.shape)}; use a data set with masks")
             gt = masks.reshape(BV, 1, H, W).float()
         if "img-bg" in (cfg.crop_source, cfg.keypoint_input):
-            fg = foreground_mask(img, bg, cfg.box_prior_threshold)  # (BV, 1, H, W) in {0, 1}
+            fg = foreground_mask(img, bg, cfg.box_prior_threshold, cfg.foreground_cleanup)  # (BV, 1, H, W) in {0, 1}
 
         if cfg.crop_source == "detector":
             box = self.detector(img)  # (BV, 4) float32

@@ -104,6 +104,28 @@ def test_img_bg_mask_target_is_binary(data):
     assert iou > 0.9  # the fake set's estimated background differs from the true one by 1% noise
 
 
+def test_foreground_cleanup_reaches_crop_input_and_target(data, monkeypatch):
+    """Config.foreground_cleanup reaches every use of |I - B| on the R1 rung: the fixed crop and the
+    keypoint input in the model, and the img-bg-mask target."""
+    import kp3d.losses as losses
+    import kp3d.model as model_mod
+
+    seen = []
+    real = losses.foreground_mask
+
+    def spy(*a, **k):
+        seen.append(a[3] if len(a) > 3 else k.get("cleanup", 0))
+        return real(*a, **k)
+
+    monkeypatch.setattr(model_mod, "foreground_mask", spy)
+    monkeypatch.setattr(losses, "foreground_mask", spy)
+    cfg = _smoke("R1", foreground_cleanup=3)
+    b = _batch(data)
+    out = KeypointModel(cfg)(b["images"], b["backgrounds"], b["K"], b["R"], b["t"])
+    compute_losses(cfg, out, b, step=0)
+    assert seen == [3, 3]
+
+
 # --- learning ----------------------------------------------------------------------------------------
 def test_r0_learns_to_rebuild_the_mask(tmp_path, data):
     """60 steps of R0 cut the mask loss (last log row / first: 0.40-0.53 measured over seeds 0-3)."""

@@ -11,7 +11,7 @@ from fakes import FakeMultiView
 from kp3d.config import get_config
 from kp3d.diagnostics import compute_diagnostics, fraction_inside, mask_iou, mean_pairwise_distance
 from kp3d.losses import (box_prior_loss, centering_loss, compute_losses, concentration_loss, coverage_loss, foreground_box,
-                         keypoint_weight, mask_loss, mask_target, perceptual_loss, pixel_loss, sigma_at)
+                         foreground_mask, keypoint_weight, mask_loss, mask_target, perceptual_loss, pixel_loss, sigma_at)
 from kp3d.model import KeypointModel
 from kp3d.perceptual import PerceptualFeatures, build_perceptual
 
@@ -169,6 +169,33 @@ def test_foreground_box_fits_the_changed_pixels():
     img[0, :, 2, 60] += 0.5
     wide = foreground_box(img, bg, margin=1.2)
     torch.testing.assert_close(wide[0], torch.tensor([48 / 64, 48 / 64, 50 / 64 - 1, 60 / 64 - 1]))
+
+
+def test_foreground_cleanup_fills_holes_and_drops_specks():
+    """Config.foreground_cleanup: a closing fills a hole the size of the kernel inside the person, an
+    opening then drops an isolated speck; the raw mask keeps both."""
+    bg = torch.zeros(1, 3, 32, 32)
+    img = bg.clone()
+    img[..., 8:24, 12:20] = 0.5  # the person
+    img[..., 15, 15] = 0.0  # clothing that matches the background: a one-pixel hole
+    img[..., 2, 28] = 0.5  # sensor noise: a one-pixel speck
+    raw = foreground_mask(img, bg)
+    clean = foreground_mask(img, bg, cleanup=3)
+    assert raw[0, 0, 15, 15] == 0 and raw[0, 0, 2, 28] == 1
+    assert clean[0, 0, 15, 15] == 1 and clean[0, 0, 2, 28] == 0
+    person = torch.zeros(32, 32)
+    person[8:24, 12:20] = 1
+    torch.testing.assert_close(clean[0, 0], person)  # the person's outline is kept exactly
+    # the box around the cleaned mask is the box around the person alone
+    no_speck = img.clone()
+    no_speck[..., 2, 28] = 0.0
+    assert torch.equal(foreground_box(img, bg, quantile=1e-6, cleanup=3), foreground_box(no_speck, bg, quantile=1e-6))
+    assert not torch.equal(foreground_box(img, bg, quantile=1e-6), foreground_box(no_speck, bg, quantile=1e-6))
+    for bad in (1, 2, -3):
+        with pytest.raises(ValueError, match="foreground_cleanup"):
+            get_config("smoke", foreground_cleanup=bad)
+    with pytest.raises(ValueError, match="cleanup=4"):
+        foreground_mask(img, bg, cleanup=4)
 
 
 def test_box_prior_in_compute_losses(batch):
