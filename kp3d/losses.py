@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from kp3d import geometry
-from kp3d.config import Config
+from kp3d.config import Config, check_cleanup
 
 LOSS_NAMES = ("pixel", "patch", "perceptual", "box_prior", "mask", "coverage", "centering", "concentration")
 
@@ -144,7 +144,7 @@ def foreground_mask(images: torch.Tensor, backgrounds: torch.Tensor, threshold: 
         (B, 1, H, W) float in {0, 1} (no gradient).
 
     Example:
-        >>> bg = torch.zeros(1, 3, 4, 4); img = bg.clone(); img[..., 1, 2] = 1
+        >>> bg = torch.zeros(1, 3, 8, 8); img = bg.clone(); img[..., 4, 4] = 1
         >>> int(foreground_mask(img, bg).sum())
         1
         >>> int(foreground_mask(img, bg, cleanup=3).sum())  # a lone pixel is a speck
@@ -153,20 +153,15 @@ def foreground_mask(images: torch.Tensor, backgrounds: torch.Tensor, threshold: 
     if images.ndim != 4 or images.shape != backgrounds.shape or images.shape[1] != 3:
         raise ValueError(f"foreground_mask: expected images and backgrounds (B, 3, H, W) of one shape, got "
                          f"{tuple(images.shape)} and {tuple(backgrounds.shape)}")
-    if cleanup and (cleanup < 3 or cleanup % 2 == 0):
-        raise ValueError(f"foreground_mask: cleanup={cleanup}: expected 0 (off) or an odd kernel size >= 3")
+    check_cleanup(cleanup, "foreground_mask: cleanup")
     with torch.no_grad():
         m = ((images.float() - backgrounds.float()).abs().mean(1, keepdim=True) > threshold).float()
         if cleanup:
-            k, pad = cleanup, cleanup // 2
-
             def dilate(x: torch.Tensor) -> torch.Tensor:
-                return torch.nn.functional.max_pool2d(x, k, 1, pad)
+                return torch.nn.functional.max_pool2d(x, cleanup, 1, cleanup // 2)
 
-            def erode(x: torch.Tensor) -> torch.Tensor:
-                return -torch.nn.functional.max_pool2d(-x, k, 1, pad)
-
-            m = dilate(erode(erode(dilate(m))))  # closing, then opening
+            m = -dilate(-dilate(m))  # closing: dilate, then erode (= dilate the complement)
+            m = dilate(-dilate(-m))  # opening: erode, then dilate
         return m
 
 

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,20 +197,18 @@ def test_training_figures(tmp_path, data):
 # (ATEN_CPU_CAPABILITY=default), so the figures do not depend on the caller's threads or on which
 # vector instructions (AVX2, AVX512) the CPU offers.
 _OVERFIT_SCRIPT = """
-import sys, torch
+import json, sys, torch
 sys.path.insert(0, sys.argv[1])
 from fakes import FakeMultiView
 from kp3d.config import Config
 from kp3d.train import train
 torch.set_num_threads(1)
-train(Config.from_dict(__import__("json").loads(sys.argv[2])), run_dir=sys.argv[3], dataset=FakeMultiView(n=4, size=64), progress=False)
+cfg = Config.from_dict(json.loads(sys.argv[2]))
+train(cfg, run_dir=sys.argv[3], dataset=FakeMultiView(n=4, size=64), progress=False)
 """
 
 
 def _train_overfit(cfg, run_dir):
-    import os
-    from pathlib import Path
-
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     res = subprocess.run([sys.executable, "-c", _OVERFIT_SCRIPT, str(Path(__file__).parent), cfg.to_json(), str(run_dir)],
                          env=env, capture_output=True, text=True)
@@ -224,9 +224,10 @@ def test_overfit_handful_of_samples(tmp_path):
 
     The run is made deterministic: seed 0, ONE torch thread and ATen's scalar kernels, in a child
     process (``_train_overfit``). Measured (last 4 log rows), seed 0 on an AMD EPYC with AVX512:
-    pixel x0.62 of the first row, mask x0.12, spread 8.3 px,
-    reprojection 2.7 px, 98% on the person; seed 1 the same way: reprojection 16.9 px, 62% on the person. The same seed in this process with the vectorised kernels: reprojection 5.7 px
-    (AVX512) and 3.8 px (AVX2); with oneDNN also pinned to SSE4.1 and MKL's compatible mode 4.0 px.
+    pixel x0.62 of the first row, mask x0.12, spread 8.3 px, reprojection 2.7 px, 98% on the person;
+    seed 1 the same way: reprojection 16.9 px, 62% on the person. The same seed in this process with
+    the vectorised kernels: reprojection 5.7 px (AVX512) and 3.8 px (AVX2); with oneDNN also pinned to
+    SSE4.1 and MKL's compatible mode 4.0 px.
     Earlier, on another CPU, seeds 1-4 gave reprojection 2.3 / 9.4 / 2.7 / 8.2 px and seeds 3-4
     collapsed. So the bars below hold for this seed and this arithmetic, the reprojection bar (3.0 px)
     with a margin of only 1.1x; they do not hold for every float order."""
