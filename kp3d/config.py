@@ -32,6 +32,7 @@ from kp3d.profiles import check_profile
 
 MASK_TARGETS = ("predicted", "gt", "img-bg", "img-bg-mask")
 CROP_SOURCES = ("detector", "gt-mask", "img-bg")  # Config.crop_source
+AMP_MODES = ("auto", "bf16", "none")  # Config.amp
 KEYPOINT_INPUTS = ("latent", "gt-mask", "img-bg", "rgb", "pred-mask")  # Config.keypoint_input
 BACKBONES = ("tiny", "resnet18", "resnet34", "resnet50")
 LOSS_REDUCTIONS = ("mean", "sum")
@@ -188,7 +189,9 @@ class Config:
     keypoint_ramp_iters: int = 0  # then ramp the keypoint-loss weights linearly over this many steps
 
     # --- speed ---------------------------------------------------------------------------------
-    amp: str = "bf16"  # "bf16" autocast or "none"; see bench/train_throughput.py for when it pays
+    amp: str = "auto"  # "auto": bf16 autocast where the device computes bf16 natively (CUDA with bf16, a
+    #   CPU with AVX512-BF16 or AMX), float32 elsewhere: on an AVX2 CPU emulated bf16 made a cpu-demo step
+    #   5-14x slower (bench/train_throughput.py); "bf16" forces autocast, "none" float32 (kp3d.train.resolve_amp)
     channels_last: bool = True
     num_workers: int = 4
 
@@ -240,8 +243,8 @@ class Config:
             raise ValueError(f"box prior: expected w_box_prior >= 0, 0 < box_prior_threshold < 1 and "
                              f"box_prior_margin > 0, got {self.w_box_prior}, {self.box_prior_threshold}, {self.box_prior_margin}")
         check_cleanup(self.foreground_cleanup, "foreground_cleanup")
-        if self.amp not in ("bf16", "none"):
-            raise ValueError(f"amp={self.amp!r}: expected 'bf16' or 'none'")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp={self.amp!r}: expected one of {AMP_MODES} ('auto' picks bf16 where the device has it)")
         if self.perceptual_fallback not in ("random", "off"):
             raise ValueError(f"perceptual_fallback={self.perceptual_fallback!r}: expected 'random' or 'off'")
         if len(set(self.views)) != len(self.views) or any(v < 0 for v in self.views):

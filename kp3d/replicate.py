@@ -41,6 +41,9 @@ ENV_WARNINGS_FILE = "KP3D_WARNINGS_FILE"
 # Runs at the start of every notebook kernel (an IPython startup file): appends each Python warning
 # and each log record at WARNING or above to $KP3D_WARNINGS_FILE as a JSON line. A log record
 # factory, not a handler, so that the notebooks' own logging set-up and display stay as they are.
+# The kernel process's own records (logger IPKernelApp, ipykernel.*) are left out: they speak of the
+# kernel, not the notebook, e.g. "KeyboardInterrupt caught in kernel." when jupyter_client interrupts
+# an idle kernel before shutting it down, which on a slow machine lands after the last cell.
 _KERNEL_HOOK = """\
 def _kp3d_install_warning_hook():
     # a closure: the kernel's user namespace may be cleared, the hook must not depend on it
@@ -62,7 +65,7 @@ def _kp3d_install_warning_hook():
 
     def make_record(*args, **kwargs):
         rec = factory(*args, **kwargs)
-        if rec.levelno >= logging.WARNING:
+        if rec.levelno >= logging.WARNING and rec.name != "IPKernelApp" and not rec.name.startswith("ipykernel"):
             try:
                 record(rec.levelname, rec.getMessage())
             except Exception:

@@ -125,8 +125,35 @@ def make_optimizer(cfg: Config, model: KeypointModel) -> torch.optim.Adam:
     return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware: a CUDA card with bf16, or a CPU with AVX512-BF16 or
+    AMX. Elsewhere autocast emulates bf16 and runs slower than float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        probes = [getattr(torch.cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        return any(bool(f()) for f in probes if f is not None)
+    return False
+
+
+def resolve_amp(cfg: Config, device: torch.device) -> str:
+    """The precision a run uses on ``device``: ``cfg.amp`` with "auto" resolved to "bf16" where
+    :func:`native_bf16`, else "none".
+
+    Example:
+        >>> from kp3d.config import get_config
+        >>> resolve_amp(get_config("smoke", amp="none"), torch.device("cpu"))
+        'none'
+    """
+    if cfg.amp == "auto":
+        return "bf16" if native_bf16(device) else "none"
+    return cfg.amp
+
+
 def autocast(cfg: Config, device: torch.device):
-    if cfg.amp == "bf16":
+    """bf16 autocast when :func:`resolve_amp` says so, else a no-op context."""
+    if resolve_amp(cfg, device) == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return nullcontext()
 
@@ -281,6 +308,10 @@ def _train(cfg: Config, run_dir, resume: bool, progress: bool, dataset, info: Di
     _seed_everything(cfg.seed)  # identical initial weights on every rank
     model, optimizer, perceptual = build_training_parts(cfg, dev)
     perceptual_source = perceptual.source if perceptual is not None else "off"
+    amp = resolve_amp(cfg, dev)
+    if amp == "bf16" and not native_bf16(dev) and info.is_main:
+        log.warning("amp='bf16' on %s, which has no native bf16: autocast emulates it and trains several times "
+                    "slower than float32; use amp='auto' (or 'none')", dev)
 
     start_step, wall_before = 0, 0.0
     last = ckpt_io.latest_checkpoint(run_dir) if resume else None
@@ -304,7 +335,7 @@ def _train(cfg: Config, run_dir, resume: bool, progress: bool, dataset, info: Di
     if info.is_main:
         (run_dir / "config.json").write_text(cfg.to_json())
         (run_dir / "run_info.json").write_text(json.dumps({
-            "device": str(dev), "world_size": info.world_size, "perceptual_source": perceptual_source,
+            "device": str(dev), "world_size": info.world_size, "perceptual_source": perceptual_source, "amp": amp,
             "torch": torch.__version__, "python": platform.python_version(),
             "started_utc": datetime.now(timezone.utc).isoformat(), "resumed_from_step": start_step,
         }, indent=2))

@@ -92,11 +92,13 @@ def test_notebook_warnings_reach_the_console_once_and_the_report(tmp_path, noteb
         "    warnings.warn('camera c1: the median background looks contaminated')\n"
         "logging.getLogger('data_utils.rig').warning('camera c1: the median background looks contaminated')\n"
         "logging.getLogger('data_utils.rig').warning('rig r: calibration converted from metres')\n"
-        "logging.getLogger('data_utils.rig').info('not a warning')"))
+        "logging.getLogger('data_utils.rig').info('not a warning')\n"
+        "logging.getLogger('IPKernelApp').error('KeyboardInterrupt caught in kernel.')  # the kernel's own"))
     logs = _run(tmp_path, notebooks)
     shown = [line for line in logs if "warning:" in line]
     assert len(shown) == 2, shown
     assert sum("looks contaminated" in line for line in shown) == 1 and "not a warning" not in " ".join(logs)
+    assert "KeyboardInterrupt" not in " ".join(shown)
     report = (tmp_path / "out" / "r" / "REPORT.md").read_text()
     assert "## Warnings" in report
     assert "- camera c1: the median background looks contaminated (02_second.ipynb)" in report
