@@ -101,8 +101,9 @@ def main(argv=None) -> None:
     print(f"profile {base.profile}: {base.image_size}px views, {base.patch_size}px patches, encoder {base.encoder}, "
           f"batch {base.batch_size} x {len(base.views)} views, N={base.n_keypoints}, perceptual "
           f"{'on' if base.use_perceptual_loss else 'off'}; device {name}")
-    print(f"native bf16 on this device: {'yes' if native_bf16(device) else 'no'}, so amp='auto' (the default) "
-          f"trains in {'bf16' if native_bf16(device) else 'float32'}")
+    native = native_bf16(device)
+    print(f"native bf16 on this device: {'yes' if native else 'no'}, so amp='auto' (the default) "
+          f"trains in {'bf16' if native else 'float32'}")
     rows = []
     for amp, cl in itertools.product(args.amp, args.channels_last):
         cfg = base.replace(amp=amp, channels_last=(cl == "true"))
@@ -114,7 +115,7 @@ def main(argv=None) -> None:
               f"{mem}; {base.max_iters} iterations would take {hours:.1f} h")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"profile": base.profile, "device": name, "native_bf16": native_bf16(device), "rows": rows}, f, indent=2)
+            json.dump({"profile": base.profile, "device": name, "native_bf16": native, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -238,6 +238,12 @@ train(cfg, run_dir=sys.argv[3], dataset=FakeMultiView(n=4, size=64), progress=Fa
 """
 
 
+def _overfit_cfg(**kw):
+    """The overfit set-up (four samples, full batch, no dropout, seed 0) with the run length of ``kw``."""
+    return get_config("smoke", amp="none", batch_size=4, latent_dim=64, decoder_channels=(64, 32, 16, 16),
+                      decoder_dropout=0.0, ckpt_every=10**6, seed=0, **kw)
+
+
 def _train_overfit(cfg, run_dir):
     env = {**os.environ, **_PINNED_ARITHMETIC}
     res = subprocess.run([sys.executable, "-c", _OVERFIT_SCRIPT, str(Path(__file__).parent), cfg.to_json(), str(run_dir)],
@@ -263,9 +269,7 @@ def test_overfit_handful_of_samples(tmp_path):
     keypoints first spread, 5-10 px later); no recipe tried (1,200 steps, a sigma anneal, a lower
     learning rate, gradient clipping) held it over seeds."""
     data = FakeMultiView(n=4, size=64)
-    cfg = get_config("smoke", amp="none", max_iters=600, warmup_iters=150, batch_size=4, latent_dim=64,
-                     decoder_channels=(64, 32, 16, 16), decoder_dropout=0.0, log_every=25, ckpt_every=10**6, seed=0,
-                     keypoint_box_grad=False)
+    cfg = _overfit_cfg(max_iters=600, warmup_iters=150, log_every=25, keypoint_box_grad=False)
     run = _train_overfit(cfg, tmp_path / "overfit")
     m = read_metrics(run)
     last = slice(-4, None)
@@ -289,8 +293,7 @@ def test_overfit_handful_of_samples(tmp_path):
 def test_overfit_does_not_depend_on_the_callers_thread_count(tmp_path):
     """Another module may leave torch with more threads or other thread variables: the overfit run's
     figures must not change with them (a short run of the same set-up, logged step by step)."""
-    cfg = get_config("smoke", amp="none", max_iters=40, warmup_iters=10, batch_size=4, latent_dim=64,
-                     decoder_channels=(64, 32, 16, 16), decoder_dropout=0.0, log_every=5, ckpt_every=10**6, seed=0)
+    cfg = _overfit_cfg(max_iters=40, warmup_iters=10, log_every=5)
     before = torch.get_num_threads()
     runs = []
     try:
