@@ -5,8 +5,11 @@ Arrays (T frames over the requested splits, V views, N keypoints):
     kp3d (T, N, 3) world mm, masks (T, V, 1, h, w) uint8 0-255 (full frame / mask_downsample),
     latent (T, V, D), subject (T,) str, split (T,) str, frame (T,) int64, K/R/t (T, V, ...),
     gt_joints_3d (T, 17, 3) and gt_joints_2d (T, V, 17, 2) when the data set has labels,
-    config_json (0-d str): the training config.
-The model runs in float32 and eval mode (no dropout), so an export is deterministic.
+    config_json (0-d str): the training config (with ``crop_source`` as evaluated, see below).
+``crop_source`` evaluates through another crop than training's (:data:`kp3d.config.CROP_SOURCES`), e.g.
+"img-bg", the box prior's square box around |I - B|: it measures what the learned detector's crop
+costs on unseen subjects (docs/recipe.md, "The ladder"). The model runs in float32 and eval mode
+(no dropout), so an export is deterministic.
 
 Command line (the same as ``kp3d-train --export`` after training)::
 
@@ -30,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from kp3d.checkpoint import load_model
+from kp3d.config import CROP_SOURCES
 from kp3d.model import gt_masks
 from kp3d.train import make_dataset, select_views, to_device
 
@@ -38,7 +42,7 @@ from kp3d.train import make_dataset, select_views, to_device
 def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"), max_frames: int | None = None,
            batch_size: int = 16, data: str | None = None, profile: str | None = None, overwrite: bool = False,
            device: str | None = None, mask_downsample: int = 1, datasets: dict | None = None,
-           progress: bool = True) -> Path:
+           progress: bool = True, crop_source: str | None = None) -> Path:
     """Write the export file of a checkpoint (file or run dir) and return its path.
 
     Args:
@@ -49,6 +53,8 @@ def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"
         data, profile: override the checkpoint config's data set (e.g. the same model on other data).
         mask_downsample: store masks at (H / k, W / k) to keep the file small.
         datasets: {split: data set} to use instead of building them (tests, custom data).
+        crop_source: evaluate through this crop instead of the checkpoint's (``Config.crop_source``);
+            None keeps it. "gt-mask" needs a data set with masks.
     """
     out_path = Path(out_path)
     if out_path.suffix != ".npz":
@@ -57,6 +63,11 @@ def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"
         raise FileExistsError(f"{out_path} exists; pass overwrite=True (--overwrite) to replace it or choose another path")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, cfg = load_model(checkpoint, map_location=dev)
+    if crop_source is not None and crop_source != cfg.crop_source:
+        if crop_source not in CROP_SOURCES:
+            raise ValueError(f"crop_source={crop_source!r}: expected one of {CROP_SOURCES}")
+        cfg = cfg.replace(crop_source=crop_source)  # the model reads its config at every forward
+        model.cfg = cfg
     data_cfg = cfg.replace(**{k: v for k, v in (("data", data), ("profile", profile)) if v is not None})
     from tqdm.auto import tqdm
 
@@ -169,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--mask-downsample", type=int, default=1, help="store masks at (H / k, W / k)")
     ap.add_argument("--device", default=None, choices=("cpu", "cuda"))
+    ap.add_argument("--crop-source", default=None, choices=CROP_SOURCES,
+                    help="evaluate through another crop than the checkpoint's (img-bg: the box prior's box)")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     ap.add_argument("--no-progress", action="store_true")
     args = add_debug_flag(ap).parse_args(argv)
@@ -176,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         out = export(args.checkpoint, args.out, splits=tuple(args.splits), max_frames=args.max_frames,
                      batch_size=args.batch_size, data=args.data, profile=args.profile, overwrite=args.overwrite,
-                     device=args.device, mask_downsample=args.mask_downsample, progress=not args.no_progress)
+                     device=args.device, mask_downsample=args.mask_downsample, progress=not args.no_progress,
+                     crop_source=args.crop_source)
         print(f"export: {out}")
         return 0
 

@@ -20,6 +20,7 @@ untrained, its own latent) with the figures of :mod:`kp3d.discovery_check`.
 Usage:
     python -m kp3d.ladder train R0 --run-dir outputs/ladder/R0          # add --resume to continue
     python -m kp3d.ladder measure outputs/ladder/R0 --json outputs/ladder/R0.json
+    python -m kp3d.ladder measure outputs/ladder/R3 --crop-source img-bg   # R3 through the box prior's crop
 
 Example:
     >>> rung_config("R0").keypoint_input
@@ -33,7 +34,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kp3d.config import Config, get_config
+from kp3d.config import CROP_SOURCES, Config, get_config
 
 # What each rung changes on top of the cpu-demo profile. The bottleneck rungs train only the
 # keypoint path: 8 frames x 4 views, sigma 0.3 -> 0.1 over 1,000 steps, mask MSE + 0.01 coverage.
@@ -59,9 +60,10 @@ def rung_config(rung: str, profile: str = "cpu-demo", **overrides: Any) -> Confi
     return get_config(profile, **{**RUNGS[rung], **overrides})
 
 
-def _export_once(checkpoint: Path, out: Path, cfg_json: str) -> dict:
-    """Export a checkpoint over all frames (train + test) to ``out``, reusing ``out`` only when it was
-    written from the same configuration (a stale export is replaced, with a message)."""
+def _export_once(checkpoint: Path, out: Path, cfg_json: str, crop_source: str | None = None) -> dict:
+    """Export a checkpoint over all frames (train + test) to ``out``, through ``crop_source`` (None: the
+    checkpoint's crop), reusing ``out`` only when it was written from the same configuration (a stale
+    export is replaced, with a message)."""
     from kp3d.export import export, load_export
 
     if out.exists():
@@ -69,7 +71,7 @@ def _export_once(checkpoint: Path, out: Path, cfg_json: str) -> dict:
         if str(ex.get("config_json", "")) == cfg_json:
             return ex
         print(f"{out} was exported with another configuration: exporting again")
-    export(checkpoint, out, overwrite=True, progress=False)
+    export(checkpoint, out, overwrite=True, progress=False, crop_source=crop_source)
     return load_export(out)
 
 
@@ -91,8 +93,12 @@ def untrained_checkpoint(cfg: Config, run_dir: Path) -> Path:
     return ckpt_io.save_checkpoint(d, {"model": model.state_dict(), "step": 0, "config": cfg.to_dict()})
 
 
-def measure(run_dir: str | Path, with_untrained: bool = True) -> dict:
+def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str | None = None) -> dict:
     """Export a trained rung and measure it on the test subjects beside its baselines.
+
+    ``crop_source`` evaluates the trained network (and the untrained one) through another crop than
+    the one it trained with, e.g. "img-bg" for a detector run: the box prior's box in place of the
+    detector's (:func:`kp3d.export.export`). The figures then say what the learned crop costs.
 
     Returns a dict: ``step``, ``geometry`` (:func:`kp3d.discovery_check.geometry_figures`),
     ``probes`` (ridge and MLP of the 3D keypoints, the mean pose, the MLP of the model's own latent),
@@ -109,12 +115,17 @@ def measure(run_dir: str | Path, with_untrained: bool = True) -> dict:
     state = ckpt_io.load_checkpoint(last)
     cfg = Config.from_dict(state["config"])
     step = int(state["step"])
-    ex = _export_once(last, run_dir / f"export_step{step:07d}.npz", cfg.to_json())
+    tag = ""
+    if crop_source is not None and crop_source != cfg.crop_source:
+        cfg, tag = cfg.replace(crop_source=crop_source), f"_crop-{crop_source}"  # validated here, before exporting
+    ex = _export_once(last, run_dir / f"export_step{step:07d}{tag}.npz", cfg.to_json(), crop_source)
     probes = probe_figures(ex, latent_export=ex)
-    res = {"run_dir": str(run_dir), "step": step, "geometry": geometry_figures(ex), "probes": probes,
+    res = {"run_dir": str(run_dir), "step": step, "crop_source": cfg.crop_source, "geometry": geometry_figures(ex), "probes": probes,
            "tracking": {"median_r2": pose_tracking(ex)["median_r2"]}}
     if with_untrained:
-        ex0 = _export_once(untrained_checkpoint(cfg, run_dir), run_dir / "untrained" / "export.npz", cfg.to_json())
+        base = Config.from_dict(state["config"])
+        ex0 = _export_once(untrained_checkpoint(base, run_dir), run_dir / "untrained" / f"export{tag}.npz", cfg.to_json(),
+                           crop_source)
         p0 = probe_figures(ex0)
         res["untrained"] = {k: p0[k] for k in ("ridge", "mlp", "ridge_ratio", "mlp_ratio")}
     return res
@@ -124,7 +135,8 @@ def format_measure(res: dict) -> str:
     """The figures of :func:`measure` as a few lines, baselines beside the result."""
     p, g = res["probes"], res["geometry"]
     mp = p["mean_pose"]["mpjpe"]
-    lines = [f"{res['run_dir']} at step {res['step']}: {g['frames']} test frames x {g['views']} views, {g['keypoints']} keypoints",
+    lines = [f"{res['run_dir']} at step {res['step']}: {g['frames']} test frames x {g['views']} views, {g['keypoints']} keypoints"
+             f"{', crop ' + res['crop_source'] if 'crop_source' in res else ''}",
              f"  mean pose                 {mp:6.1f} mm",
              f"  3D keypoints   ridge {p['ridge']['mpjpe']:6.1f} ({p['ridge_ratio']:.2f}x)   MLP {p['mlp']['mpjpe']:6.1f} "
              f"({p['mlp_ratio']:.2f}x)   N-MPJPE {p['mlp']['n_mpjpe']:.1f}  P-MPJPE {p['mlp']['p_mpjpe']:.1f}"]
@@ -153,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("measure", help="export a trained rung and probe it beside its baselines")
     m.add_argument("run_dir")
     m.add_argument("--json", default=None)
+    m.add_argument("--crop-source", default=None, choices=CROP_SOURCES,
+                   help="evaluate through another crop than training's (img-bg: the box prior's box, not the detector's)")
     m.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     import torch
@@ -167,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.json and Path(args.json).exists():
         raise FileExistsError(f"{args.json} exists: choose another --json path or remove it first")
-    res = measure(args.run_dir)
+    res = measure(args.run_dir, crop_source=args.crop_source)
     print(format_measure(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))

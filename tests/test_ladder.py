@@ -2,12 +2,15 @@
 silhouette baseline (kp3d.silhouettes)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from fakes import FakeMultiView
 from kp3d.config import get_config
+from kp3d.export import load_export
 from kp3d.ladder import RUNGS, format_measure, measure, rung_config
 from kp3d.losses import compute_losses, foreground_mask
 from kp3d.model import KeypointModel, gt_masks
@@ -150,6 +153,24 @@ def test_measure_reports_baselines(tmp_path):
     assert "untrained" in text and "mean pose" in text
     again = measure(run)  # the exports are reused: same figures
     assert again["probes"]["ridge"]["mpjpe"] == pytest.approx(res["probes"]["ridge"]["mpjpe"])
+
+
+def test_measure_through_another_crop(tmp_path):
+    """measure(crop_source="img-bg") on a detector run: the same weights exported through the box
+    prior's box, in a file of its own, beside the export through the detector's box."""
+    cfg = _smoke("R3", keypoint_input="img-bg", mask_target="img-bg-mask", max_iters=6, log_every=3, ckpt_every=6)
+    with torch_threads(1):
+        run = train(cfg, run_dir=tmp_path / "r3", progress=False)
+        own = measure(run, with_untrained=False)
+        fixed = measure(run, crop_source="img-bg")
+    assert own["crop_source"] == "detector" and fixed["crop_source"] == "img-bg"
+    assert "crop img-bg" in format_measure(fixed) and {"ridge", "mlp"} <= set(fixed["untrained"])
+    a, b = load_export(run / "export_step0000006.npz"), load_export(run / "export_step0000006_crop-img-bg.npz")
+    assert json.loads(str(b["config_json"]))["crop_source"] == "img-bg"
+    assert not np.allclose(a["boxes"], b["boxes"])  # the detector's boxes are not the box prior's
+    assert (run / "untrained" / "export_crop-img-bg.npz").exists()
+    with pytest.raises(ValueError, match="crop_source='nowhere'"):
+        measure(run, crop_source="nowhere")
 
 
 def test_silhouette_baseline_rows():
