@@ -64,9 +64,7 @@ def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, cfg = load_model(checkpoint, map_location=dev)
     if crop_source is not None and crop_source != cfg.crop_source:
-        if crop_source not in CROP_SOURCES:
-            raise ValueError(f"crop_source={crop_source!r}: expected one of {CROP_SOURCES}")
-        cfg = cfg.replace(crop_source=crop_source)  # the model reads its config at every forward
+        cfg = cfg.replace(crop_source=crop_source)  # validated by Config; the model reads it at every forward
         model.cfg = cfg
     data_cfg = cfg.replace(**{k: v for k, v in (("data", data), ("profile", profile)) if v is not None})
     from tqdm.auto import tqdm

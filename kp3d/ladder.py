@@ -113,7 +113,7 @@ def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str |
     if last is None:
         raise FileNotFoundError(f"{run_dir} has no checkpoint: train it first (python -m kp3d.ladder train RUNG --run-dir {run_dir})")
     state = ckpt_io.load_checkpoint(last)
-    cfg = Config.from_dict(state["config"])
+    trained = cfg = Config.from_dict(state["config"])
     step = int(state["step"])
     tag = ""
     if crop_source is not None and crop_source != cfg.crop_source:
@@ -123,8 +123,7 @@ def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str |
     res = {"run_dir": str(run_dir), "step": step, "crop_source": cfg.crop_source, "geometry": geometry_figures(ex), "probes": probes,
            "tracking": {"median_r2": pose_tracking(ex)["median_r2"]}}
     if with_untrained:
-        base = Config.from_dict(state["config"])
-        ex0 = _export_once(untrained_checkpoint(base, run_dir), run_dir / "untrained" / f"export{tag}.npz", cfg.to_json(),
+        ex0 = _export_once(untrained_checkpoint(trained, run_dir), run_dir / "untrained" / f"export{tag}.npz", cfg.to_json(),
                            crop_source)
         p0 = probe_figures(ex0)
         res["untrained"] = {k: p0[k] for k in ("ridge", "mlp", "ridge_ratio", "mlp_ratio")}
