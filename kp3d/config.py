@@ -33,7 +33,7 @@ from kp3d.profiles import check_profile
 MASK_TARGETS = ("predicted", "gt", "img-bg", "img-bg-mask")
 CROP_SOURCES = ("detector", "gt-mask", "img-bg")  # Config.crop_source
 AMP_MODES = ("auto", "bf16", "none")  # Config.amp
-KEYPOINT_INPUTS = ("latent", "gt-mask", "img-bg", "rgb", "pred-mask")  # Config.keypoint_input
+KEYPOINT_INPUTS = ("latent", "gt-mask", "img-bg", "img-bg-soft", "rgb", "pred-mask")  # Config.keypoint_input
 BACKBONES = ("tiny", "resnet18", "resnet34", "resnet50")
 LOSS_REDUCTIONS = ("mean", "sum")
 
@@ -159,7 +159,9 @@ class Config:
     keypoint_input: str = "latent"  # what the keypoint head psi reads. "latent" = the paper: psi decodes
     #   the maps from Xi (Table S1). Otherwise psi is a small U-Net on the patch itself
     #   (kp3d.networks.PatchKeypointHead) reading "gt-mask" (the ground-truth mask, an oracle for
-    #   diagnosis only), "img-bg" (|I - B| > box_prior_threshold, no labels), "rgb" (the patch) or
+    #   diagnosis only), "img-bg" (|I - B| > box_prior_threshold, no labels), "img-bg-soft" (|I - B| /
+    #   box_prior_threshold clipped to 1, kp3d.losses.foreground_soft: the pixels under the
+    #   threshold stay grey instead of holes), "rgb" (the patch) or
     #   "pred-mask" (the image decoder's mask M_p, detached). Why: docs/recipe.md measured that 16
     #   keypoints read from a mask patch and forced to rebuild it carry the pose (rung R0), while
     #   keypoints decoded from Xi carry no more than the mean pose.

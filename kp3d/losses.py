@@ -165,6 +165,35 @@ def foreground_mask(images: torch.Tensor, backgrounds: torch.Tensor, threshold: 
         return m
 
 
+def foreground_soft(images: torch.Tensor, backgrounds: torch.Tensor, threshold: float = 0.1,
+                    cleanup: int = 0) -> torch.Tensor:
+    """A soft foreground: mean over RGB of |I - B|, divided by ``threshold`` and clipped to [0, 1].
+
+    It is 1 wherever :func:`foreground_mask` is, and keeps the pixels just under the threshold (clothing
+    close to the background colour) as grey instead of holes. With ``cleanup`` the closed and opened
+    mask is laid over it (maximum), so the holes the closing fills are 1 here too.
+
+    Args:
+        images, backgrounds: (B, 3, H, W) in [0, 1].
+        cleanup: see :func:`foreground_mask`.
+    Returns:
+        (B, 1, H, W) float in [0, 1] (no gradient).
+
+    Example:
+        >>> bg = torch.zeros(1, 3, 4, 4); img = bg.clone(); img[..., 0, 0] = 0.05; img[..., 1, 1] = 0.3
+        >>> [round(v, 2) for v in foreground_soft(img, bg)[0, 0].diagonal().tolist()]
+        [0.5, 1.0, 0.0, 0.0]
+    """
+    if images.ndim != 4 or images.shape != backgrounds.shape or images.shape[1] != 3:
+        raise ValueError(f"foreground_soft: expected images and backgrounds (B, 3, H, W) of one shape, got "
+                         f"{tuple(images.shape)} and {tuple(backgrounds.shape)}")
+    if not threshold > 0:
+        raise ValueError(f"foreground_soft: threshold must be > 0, got {threshold}")
+    with torch.no_grad():
+        soft = ((images.float() - backgrounds.float()).abs().mean(1, keepdim=True) / threshold).clamp(0, 1)
+        return torch.maximum(soft, foreground_mask(images, backgrounds, threshold, cleanup)) if cleanup else soft
+
+
 def foreground_box(images: torch.Tensor, backgrounds: torch.Tensor, threshold: float = 0.1,
                    margin: float = 1.15, quantile: float = 0.01, min_scale: float = 0.15,
                    fallback_scale: float = 0.75, cleanup: int = 0) -> torch.Tensor:

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from kp3d import geometry
 from kp3d.config import Config
-from kp3d.losses import foreground_mask, mask_box
+from kp3d.losses import foreground_mask, foreground_soft, mask_box
 from kp3d.networks import Decoder, Detector, Encoder, MaskDecoder, PatchKeypointHead
 
 OUTPUT_KEYS = (
@@ -160,6 +160,9 @@ class KeypointModel(nn.Module):
         kp_input = None
         if cfg.keypoint_input in ("gt-mask", "img-bg"):
             kp_input = geometry.crop_patches(gt if cfg.keypoint_input == "gt-mask" else fg, box.float(), P)
+        elif cfg.keypoint_input == "img-bg-soft":
+            soft = foreground_soft(img, bg, cfg.box_prior_threshold, cfg.foreground_cleanup)  # (BV, 1, H, W) in [0, 1]
+            kp_input = geometry.crop_patches(soft, box.float(), P)
         elif cfg.keypoint_input == "rgb":
             kp_input = patch if cfg.keypoint_box_grad else patch.detach()
         elif cfg.keypoint_input == "pred-mask":

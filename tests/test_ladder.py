@@ -12,7 +12,7 @@ from fakes import FakeMultiView
 from kp3d.config import get_config
 from kp3d.export import load_export
 from kp3d.ladder import RUNGS, format_measure, measure, rung_config
-from kp3d.losses import compute_losses, foreground_mask
+from kp3d.losses import compute_losses, foreground_mask, foreground_soft
 from kp3d.model import KeypointModel, gt_masks
 from kp3d.networks import PatchKeypointHead
 from kp3d.probes import torch_threads
@@ -127,6 +127,27 @@ def test_foreground_cleanup_reaches_crop_input_and_target(data, monkeypatch):
     out = KeypointModel(cfg)(b["images"], b["backgrounds"], b["K"], b["R"], b["t"])
     compute_losses(cfg, out, b, step=0)
     assert seen == [3, 3]
+
+
+def test_soft_img_bg_input_reaches_the_keypoint_head(data, monkeypatch):
+    """keypoint_input="img-bg-soft": the head reads the soft |I - B| through the fixed crop (grey
+    levels, not only 0 / 1), while the crop still comes from the binary mask."""
+    cfg = _smoke("R1", keypoint_input="img-bg-soft")
+    b = _batch(data)
+    model = KeypointModel(cfg)
+    seen = []
+    real = model.keypoint_head.forward
+    monkeypatch.setattr(model.keypoint_head, "forward", lambda x: seen.append(x) or real(x))
+    out = model(b["images"], b["backgrounds"], b["K"], b["R"], b["t"])
+    hard = KeypointModel(cfg.replace(keypoint_input="img-bg"))(b["images"], b["backgrounds"], b["K"], b["R"], b["t"])
+    torch.testing.assert_close(out["box"], hard["box"])
+    (x,) = seen
+    assert x.shape == (b["images"].shape[0] * b["images"].shape[1], 1, cfg.patch_size, cfg.patch_size)
+    full = foreground_soft(b["images"].flatten(0, 1), b["backgrounds"].flatten(0, 1), cfg.box_prior_threshold)
+    from kp3d import geometry
+    torch.testing.assert_close(x, geometry.crop_patches(full, out["box"].flatten(0, 1).float(), cfg.patch_size))
+    assert ((x > 0.05) & (x < 0.95)).any()  # grey levels reach the head
+    assert torch.isfinite(compute_losses(cfg, out, b, step=0)["total"])
 
 
 # --- learning ----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from fakes import FakeMultiView
 from kp3d.config import get_config
 from kp3d.diagnostics import compute_diagnostics, fraction_inside, mask_iou, mean_pairwise_distance
 from kp3d.losses import (box_prior_loss, centering_loss, compute_losses, concentration_loss, coverage_loss, foreground_box,
-                         foreground_mask, keypoint_weight, mask_loss, mask_target, perceptual_loss, pixel_loss, sigma_at)
+                         foreground_mask, foreground_soft, keypoint_weight, mask_loss, mask_target, perceptual_loss, pixel_loss, sigma_at)
 from kp3d.model import KeypointModel
 from kp3d.perceptual import PerceptualFeatures, build_perceptual
 
@@ -288,3 +288,23 @@ def test_centering_keypoints_only_moves_keypoints_not_box():
 
     with pytest.raises(ValueError, match="both True"):
         get_config("smoke", centering_box_only=True, centering_keypoints_only=True)
+
+
+def test_foreground_soft_keeps_what_the_threshold_drops():
+    """foreground_soft: 1 wherever foreground_mask is, grey (|I - B| / threshold) under the threshold;
+    with a cleanup the closed holes are 1; bad shapes and a zero threshold are refused."""
+    bg = torch.zeros(1, 3, 32, 32)
+    img = bg.clone()
+    img[..., 8:24, 12:20] = 0.5  # the person
+    img[..., 15, 15] = 0.04  # clothing close to the background: under the threshold of 0.1
+    soft = foreground_soft(img, bg)
+    hard = foreground_mask(img, bg)
+    assert soft.shape == (1, 1, 32, 32) and not soft.requires_grad
+    assert torch.equal(soft[hard > 0], torch.ones(int(hard.sum())))  # the hard mask is where soft is 1
+    assert hard[0, 0, 15, 15] == 0 and soft[0, 0, 15, 15].item() == pytest.approx(0.4)
+    assert soft[0, 0, 0, 0] == 0
+    assert foreground_soft(img, bg, cleanup=3)[0, 0, 15, 15] == 1  # the closing fills the hole
+    with pytest.raises(ValueError, match="foreground_soft: expected images"):
+        foreground_soft(img[:, :1], bg[:, :1])
+    with pytest.raises(ValueError, match="threshold must be > 0"):
+        foreground_soft(img, bg, threshold=0.0)
