@@ -41,6 +41,12 @@ def report_errors(run, debug: bool = False) -> int:
             raise
         print(f"error: {e}\n(--debug shows where it came from)", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as e:  # a dependency missing from this interpreter, not a bug of kp3d
+        if debug or not e.name or e.name.split(".")[0] == "kp3d":
+            raise
+        print(f"error: {e.name} is not installed for {sys.executable}: run `make setup`, then "
+              f"`source .venv/bin/activate` (or call .venv/bin/python)", file=sys.stderr)
+        return 2
 
 
 def run_entry_point(main, argv: list[str] | None = None) -> int:

@@ -81,3 +81,20 @@ def test_rig_options_reach_the_data_spec():
         with_rig_options("synthetic", trim=True)
     with pytest.raises(ValueError, match="not a rig option"):
         parse_rig_spec("rig:/data/r?trimm=1")
+
+
+def test_a_missing_dependency_is_one_line(capsys):
+    """An entry point run by a Python without the project's packages names the package and the fix;
+    a missing kp3d module is a bug and keeps its traceback."""
+    def needs(name):
+        def main(argv):
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+        return main
+
+    assert cli.run_entry_point(needs("torch"), []) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "torch is not installed" in err and "make setup" in err
+    with pytest.raises(ModuleNotFoundError):
+        cli.run_entry_point(needs("torch"), ["--debug"])
+    with pytest.raises(ModuleNotFoundError):
+        cli.run_entry_point(needs("kp3d.nothing"), [])
