@@ -109,9 +109,13 @@ def step_path(run_dir: str | Path, step: int) -> Path:
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """``checkpoints/last.pt`` of a run dir, or None when the run has not saved one yet."""
+    """``checkpoints/last.pt`` of a run dir, else its newest ``step_XXXXXXX.pt`` (a run killed after
+    its first step file, or whose last.pt was deleted), or None when the run has not saved one yet."""
     p = checkpoint_dir(run_dir) / LAST
-    return p if p.is_file() else None
+    if p.is_file():
+        return p
+    steps = list_checkpoints(run_dir)
+    return steps[-1] if steps else None
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
@@ -134,8 +138,9 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any], keep: int = 0) -
     d.mkdir(parents=True, exist_ok=True)
     path = step_path(run_dir, int(state["step"]))
     state = with_checksum(dict(state))
-    _atomic_save(state, path)
+    # last.pt first: a kill between the two writes leaves last.pt never older than a step file
     _atomic_save(state, d / LAST)
+    _atomic_save(state, path)
     if keep > 0:
         for old in list_checkpoints(run_dir)[:-keep]:
             old.unlink()

@@ -182,11 +182,18 @@ def test_notebook_05_in_jupyterlab_and_its_viewer_html_offline(lab, playwright_b
     page.keyboard.press("Control+s")
     path = lab["root"] / "05_probing.ipynb"
     deadline = time.time() + 30
+    nb = {"cells": []}
     while time.time() < deadline:
-        nb = json.loads(path.read_text())
+        try:
+            nb = json.loads(path.read_text())
+        except json.JSONDecodeError:  # the save is still writing the file
+            time.sleep(0.5)
+            continue
         if any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"):
             break
         time.sleep(0.5)
+    assert any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), \
+        "the executed notebook was not saved with its outputs within 30 s"
     errors = [(c["source"], o) for c in nb["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert not errors, f"cells failed: {errors[0][1].get('ename')}: {errors[0][1].get('evalue')}\n{errors[0][0]}"
     unrun = [c["source"] for c in nb["cells"] if c["cell_type"] == "code" and c.get("execution_count") is None]

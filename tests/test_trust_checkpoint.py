@@ -56,6 +56,21 @@ def test_flipped_bytes_in_a_checkpoint_are_refused_with_the_last_intact_one(run_
     assert ckpt_io.load_checkpoint(run_dir / "checkpoints" / "step_0000004.pt")["step"] == 4
 
 
+def test_a_run_killed_before_its_last_pt_loads_its_newest_step_file(run_dir):
+    """A kill between the two writes of a save, or a deleted last.pt: the newest step file stands in."""
+    (run_dir / "checkpoints" / "last.pt").unlink()
+    assert ckpt_io.latest_checkpoint(run_dir).name == "step_0000008.pt"
+    assert ckpt_io.load_checkpoint(run_dir)["step"] == 8
+
+
+def test_last_pt_is_written_before_the_step_file(tmp_path, monkeypatch):
+    """Whatever a kill mid-save leaves, last.pt is never older than the newest step file."""
+    order = []
+    monkeypatch.setattr(ckpt_io, "_atomic_save", lambda obj, path: order.append(path.name))
+    ckpt_io.save_checkpoint(tmp_path / "run", {"model": {}, "optimizer": {}, "step": 3})
+    assert order == ["last.pt", "step_0000003.pt"]
+
+
 def test_compact_and_shipped_checkpoints_carry_a_checksum(run_dir, tmp_path):
     from kp3d.shipped import shipped_checkpoint
 
