@@ -12,17 +12,17 @@ see :mod:`kp3d.probes` for the conventions):
   export as ``latent_export`` (or run ``ablations --which losses``);
 - ``mean_pose``: the mean training pose predicted for every test frame;
 - ``untrained``: encoder features of an untrained network (same architecture, random init) through
-  the same probes (:func:`untrained_baseline`, needs the data set);
+  the same probes (:func:`kp3d.baselines.untrained_baseline`, needs the data set);
 - ``silhouette_img-bg`` / ``silhouette_gt``: the views' background-subtraction (or ground-truth)
   masks, cropped, resized and PCA-reduced (:mod:`kp3d.silhouettes`): what no learning gives;
 - ``supervised``: the upper bound, the same encoder trained end to end with the 3D labels
-  and a 2-hidden-layer head (:func:`supervised_upper_bound`);
+  and a 2-hidden-layer head (:func:`kp3d.baselines.supervised_upper_bound`);
 - ``2d``: Table 3's linear map from 2D keypoints to 2D joints, error in % of the image size.
 
 The ablation runner trains one model per setting, each a :func:`kp3d.config.get_config` override
 (:data:`ABLATIONS`: Table 4 losses, Table 5 views, Table 6 mask target, Fig. 6 / Table S3 keypoint
 count), exports it, probes it and writes a JSON file and a Markdown table next to the paper's numbers
-(:data:`PAPER_RESULTS`). Headless::
+(:data:`kp3d.results.PAPER_RESULTS`). Headless::
 
     python -m kp3d.evaluate ablations --profile smoke --which views
     python -m kp3d.evaluate probe --export outputs/04_full_training/export.npz
@@ -39,18 +39,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
 from kp3d import probes as P
+from kp3d.baselines import encoder_features, supervised_upper_bound, untrained_baseline
+from kp3d.results import PAPER_RESULTS, plot_fraction_curves, results_markdown, summary, write_results
 from kp3d.lifter import LifterConfig, lift, lifter_config, train_lifter
 
 log = logging.getLogger(__name__)
@@ -79,28 +77,6 @@ __all__ = [
     "main",
 ]
 
-# ------------------------------------------------------------------------------------------------
-# The paper's figures (Honari et al.), SPEC section 4. mm on Human3.6M; cm on MPI-INF-3DHP.
-PAPER_RESULTS: dict[str, dict[str, Any]] = {
-    "t1_sv_mlp": dict(table="1", setting="ours SV, 2-hid MLP, 32 kpts", mpjpe=125.73, n_mpjpe=121.04, p_mpjpe=89.05, unit="mm"),
-    "t1_mv_linear": dict(table="1", setting="ours MV, linear, 32 kpts", mpjpe=120.9, n_mpjpe=117.9, p_mpjpe=93.5, unit="mm"),
-    "t1_mv_mlp": dict(table="1", setting="ours MV, 2-hid MLP, 32 kpts", mpjpe=73.8, n_mpjpe=72.6, p_mpjpe=63.0, unit="mm"),
-    "t3_2d": dict(table="3", setting="ours, linear 2D, 32 kpts (%-MSE)", pct_mse=2.38, unit="% of image size"),
-    "t4_reconst": dict(table="4", setting="reconst only (latent probe)", mpjpe=111.8, n_mpjpe=107.6, p_mpjpe=79.7, unit="mm"),
-    "t4_mask": dict(table="4", setting="+ mask", mpjpe=79.9, n_mpjpe=78.6, p_mpjpe=67.0, unit="mm"),
-    "t4_coverage": dict(table="4", setting="+ coverage", mpjpe=78.3, n_mpjpe=77.0, p_mpjpe=65.6, unit="mm"),
-    "t4_full": dict(table="4", setting="+ centering (full)", mpjpe=73.8, n_mpjpe=72.6, p_mpjpe=63.0, unit="mm"),
-    "t5_2views": dict(table="5", setting="2 views", mpjpe=103.21, n_mpjpe=100.7, p_mpjpe=81.6, unit="mm"),
-    "t5_3views": dict(table="5", setting="3 views", mpjpe=77.7, n_mpjpe=75.7, p_mpjpe=64.0, unit="mm"),
-    "t5_4views": dict(table="5", setting="4 views", mpjpe=73.8, n_mpjpe=72.6, p_mpjpe=63.0, unit="mm"),
-    "t6_img-bg": dict(table="6 (3DHP)", setting="IMG-BG mask", mpjpe=17.48, n_mpjpe=16.93, p_mpjpe=12.64, unit="cm"),
-    "t6_gt": dict(table="6 (3DHP)", setting="GT mask", mpjpe=14.57, n_mpjpe=14.21, p_mpjpe=11.52, unit="cm"),
-    "t6_predicted": dict(table="6 (3DHP)", setting="predicted mask", mpjpe=14.37, n_mpjpe=13.98, p_mpjpe=10.99, unit="cm"),
-    "ts3_16": dict(table="S3 (3DHP)", setting="16 kpts", mpjpe=16.16, unit="cm"),
-    "ts3_32": dict(table="S3 (3DHP)", setting="32 kpts", mpjpe=15.53, unit="cm"),
-    "ts3_48": dict(table="S3 (3DHP)", setting="48 kpts", mpjpe=14.57, unit="cm"),
-    "ts3_96": dict(table="S3 (3DHP)", setting="96 kpts", mpjpe=14.16, unit="cm"),
-}
 
 # ------------------------------------------------------------------------------------------------
 # Ablations: name -> list of (setting, Config overrides, features probed, paper key).
@@ -283,318 +259,6 @@ def select_rows(export: dict, split: str | None = None, max_frames: int | None =
     if max_frames is not None and len(idx) > max_frames:
         idx = idx[np.unique(np.linspace(0, len(idx) - 1, max_frames).round().astype(int))]
     return {k: (np.asarray(v)[idx] if np.ndim(v) >= 1 and len(v) == T else v) for k, v in export.items()}
-
-
-# ------------------------------------------------------------------------------------------------
-# baselines that need the images: untrained encoder, supervised upper bound
-
-
-def _even_subset(n: int, max_frames: int | None) -> list[int]:
-    """All of range(n), or at most ``max_frames`` evenly spaced indices of it."""
-    if max_frames is None or n <= max_frames:
-        return list(range(n))
-    return np.unique(np.linspace(0, n - 1, max_frames).round().astype(int)).tolist()
-
-
-def _to_device(batch: dict, views: tuple, device) -> tuple:
-    sel = list(views)
-    out = [batch[k][:, sel].to(device, torch.float32) for k in ("images", "backgrounds", "K", "R", "t")]
-    return tuple(out), batch["gt"]["joints_3d"].to(torch.float64)
-
-
-def _encode(model, images: torch.Tensor, backgrounds: torch.Tensor | None = None) -> torch.Tensor:
-    """Detector -> crop -> encoder. images (B, V, 3, H, W) -> latent (B, V, D).
-
-    With ``backgrounds`` (B, V, 3, H, W) the crop is the box around |I - B| instead of the
-    detector's (``kp3d.losses.foreground_box`` with the model's threshold and margin).
-    """
-    from kp3d import geometry
-    from kp3d.losses import foreground_box
-
-    B, V = images.shape[:2]
-    img = images.reshape(B * V, *images.shape[2:])
-    if backgrounds is None:
-        box = model.detector(img)
-    else:
-        box = foreground_box(img, backgrounds.reshape(B * V, *backgrounds.shape[2:]),
-                             model.cfg.box_prior_threshold, model.cfg.box_prior_margin, cleanup=model.cfg.foreground_cleanup)
-    patch = geometry.crop_patches(img, box.to(img.dtype), model.cfg.patch_size)
-    return model.encoder(patch).reshape(B, V, -1)
-
-
-@torch.no_grad()
-def encoder_features(model, dataset, views=(0, 1, 2, 3), batch_size: int = 16, max_frames: int | None = None,
-                     progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Encoder features of every frame of a data set (samples per docs/architecture.md).
-
-    Args:
-        model: a ``kp3d.model.KeypointModel`` (its detector and encoder are used).
-        dataset: a torch Dataset with ``gt.joints_3d``.
-        views: view indices to encode (concatenated in this order).
-
-    Returns:
-        features (T, V*D) float64 and joints (T, 17, 3) world mm.
-    """
-    idx = _even_subset(len(dataset), max_frames)
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size)
-    model.eval()
-    dev = next(model.parameters()).device
-    feats, joints = [], []
-    for batch in tqdm(loader, desc="encoder features", disable=not progress, leave=False):
-        (images, *_), j = _to_device(batch, tuple(views), dev)
-        feats.append(_encode(model, images).flatten(1).double().cpu().numpy())
-        joints.append(j.numpy())
-    return np.concatenate(feats), np.concatenate(joints)
-
-
-def untrained_baseline(cfg, train_ds, test_ds, fractions=(1.0,), kinds=("linear", "mlp"),
-                       probe_cfg: P.ProbeConfig | None = None, max_frames: int | None = None,
-                       progress: bool = True) -> list[dict]:
-    """Probes on the encoder features of an untrained network (random init, seed ``cfg.seed``)."""
-    from kp3d.model import KeypointModel
-
-    torch.manual_seed(cfg.seed)
-    model = KeypointModel(cfg)
-    views = tuple(cfg.views)
-    x_tr, j_tr = encoder_features(model, train_ds, views, max_frames=max_frames, progress=progress)
-    x_te, j_te = encoder_features(model, test_ds, views, max_frames=max_frames, progress=progress)
-    rows = P.label_fraction_sweep(x_tr, P.pose_targets(j_tr), x_te, P.pose_targets(j_te), fractions, kinds,
-                                  probe_cfg or P.probe_config(cfg.profile), name="untrained", progress=progress)
-    for r in rows:
-        r.update(key="untrained", setting="untrained encoder features", paper=None)
-    return rows
-
-
-def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float = 1e-3, batch_size: int = 8,
-                           hidden: int = 512, max_frames: int | None = None, progress: bool = True,
-                           crop: str = "foreground", device: str | torch.device = "cpu", num_workers: int = 0,
-                           eval_every: int = 0) -> dict:
-    """Upper bound: the same encoder trained with 3D labels, end to end.
-
-    A head (2 hidden layers of ``hidden``, ReLU) maps the per-view encoder features, concatenated
-    over ``cfg.views``, to the 17 pelvis-relative joints; encoder and head are trained with MSE on
-    z-scored targets (the head outputs z-scores, so it starts near the mean pose), Adam ``lr``.
-    ``crop``: "foreground" crops each view around |I - B| (``kp3d.losses.foreground_box``, no labels:
-    the box the cpu-demo detector is pulled towards), "detector" trains the model's detector with
-    the rest. A detector trained from scratch by the pose loss alone did not find the person within
-    1,500 steps on the cpu-demo data (the bound then sat at the mean pose, 168.0 mm), hence the
-    default. The paper does not train this model; SPEC section 3 asks for it as the ceiling that
-    the probes on the same encoder should not beat. It is only a ceiling when trained long enough:
-    report its ``iters`` with it.
-
-    ``device``: where to train ("cuda" on a GPU machine; the initialisation and the order of the
-    batches are those of a CPU run, the arithmetic differs, so figures agree only roughly).
-    ``num_workers``: DataLoader processes (large images load slower than a GPU step).
-    ``eval_every`` > 0 also measures the test error every that many steps, returned as ``history``
-    (a list of dicts step, train_loss, mpjpe, n_mpjpe, p_mpjpe): whether the bound has stopped
-    improving, i.e. whether ``iters`` was long enough to call it a ceiling.
-
-    Returns:
-        one row dict(key="supervised", mpjpe, n_mpjpe, p_mpjpe, ..., history) on the test set.
-    """
-    from kp3d.model import KeypointModel
-
-    if crop not in ("foreground", "detector"):
-        raise ValueError(f"crop={crop!r}: expected 'foreground' (box around |I - B|) or 'detector'")
-    if eval_every < 0 or num_workers < 0:
-        raise ValueError(f"eval_every={eval_every}, num_workers={num_workers}: expected numbers >= 0")
-    dev = torch.device(device)
-    torch.manual_seed(cfg.seed)
-    model = KeypointModel(cfg).to(dev)
-    views = tuple(cfg.views)
-    head = torch.nn.Sequential(
-        torch.nn.Linear(len(views) * cfg.latent_dim, hidden), torch.nn.ReLU(),
-        torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 51)).to(dev)
-    use_bg = crop == "foreground"  # crop around |I - B| in training and testing alike
-    params = list(model.encoder.parameters()) + list(head.parameters())
-    if not use_bg:
-        params += list(model.detector.parameters())
-    opt = torch.optim.Adam(params, lr=lr)
-    # target statistics from the labels of the training set (cheap: no images needed)
-    sub = _even_subset(len(train_ds), max_frames)
-    ys = np.stack([P.pose_targets(np.asarray(train_ds[i]["gt"]["joints_3d"])[None])[0] for i in sub[:: max(1, len(sub) // 256)]])
-    y_mean = torch.as_tensor(ys.mean(0), dtype=torch.float32, device=dev)
-    y_std = torch.as_tensor(ys.std(0) + 1.0, dtype=torch.float32, device=dev)  # +1 mm: the pelvis columns are 0
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(train_ds, sub), batch_size=batch_size,
-                                         shuffle=True, drop_last=len(sub) > batch_size, num_workers=num_workers,
-                                         persistent_workers=num_workers > 0)
-    test_loader = torch.utils.data.DataLoader(torch.utils.data.Subset(test_ds, _even_subset(len(test_ds), max_frames)),
-                                              batch_size=16, num_workers=num_workers)
-
-    def test_errors() -> dict:
-        model.eval(); head.eval()
-        preds, gts = [], []
-        with torch.no_grad():
-            for batch in test_loader:
-                (images, backgrounds, *_), j = _to_device(batch, views, dev)
-                bg = backgrounds if use_bg else None
-                preds.append((head(_encode(model, images, bg).flatten(1)) * y_std + y_mean).double().cpu().numpy())
-                gts.append(P.pose_targets(j.numpy()))
-        model.train(); head.train()
-        return P.pose_errors(np.concatenate(preds), np.concatenate(gts))
-
-    model.train(); head.train()
-    history: list[dict] = []
-    step, recent = 0, deque(maxlen=50)  # the last 50 training losses
-    bar = tqdm(total=iters, desc="supervised upper bound", disable=not progress, leave=False)
-    while step < iters:
-        for batch in loader:
-            (images, backgrounds, *_), j = _to_device(batch, views, dev)
-            bg = backgrounds if use_bg else None
-            y = torch.as_tensor(P.pose_targets(j.numpy()), dtype=torch.float32, device=dev)
-            z = head(_encode(model, images, bg).flatten(1))  # the head predicts z-scored joints
-            loss = ((z - (y - y_mean) / y_std) ** 2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            recent.append(float(loss.detach()))
-            bar.update(1)
-            bar.set_postfix(loss=recent[-1])
-            if eval_every and step % eval_every == 0 and step < iters:
-                history.append(dict(step=step, train_loss=float(np.mean(recent)), **test_errors()))
-                log.info("supervised upper bound, step %d: train loss %.3f, test MPJPE %.1f mm", step,
-                         history[-1]["train_loss"], history[-1]["mpjpe"])
-            if step >= iters:
-                break
-    bar.close()
-    final = test_errors()
-    if eval_every:
-        history.append(dict(step=step, train_loss=float(np.mean(recent)) if recent else float("nan"), **final))
-    return dict(key="supervised", setting="upper bound: encoder trained with 3D labels", features="images",
-                probe="supervised", fraction=1.0, n_train=len(sub), iters=iters, crop=crop, paper=None,
-                history=history, **final)
-
-
-# ------------------------------------------------------------------------------------------------
-# results
-
-
-def _fmt(v, digits=1) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{v:.{digits}f}" if isinstance(v, (int, float)) else str(v)
-
-
-def results_markdown(rows: list[dict], title: str | None = None) -> str:
-    """A Markdown table of result rows, each beside the paper's figures when it has a ``paper`` key.
-
-    Ours: the synthetic data set (mm) unless stated; the paper: Human3.6M in mm, 3DHP in cm.
-    """
-    head = ("| setting | probe | labels | MPJPE | N-MPJPE | P-MPJPE | paper table | paper setting "
-            "| paper MPJPE | paper N-MPJPE | paper P-MPJPE |")
-    lines = ([f"### {title}", ""] if title else []) + [head, "|" + "---|" * 11]
-    for r in rows:
-        p = PAPER_RESULTS.get(r.get("paper") or "", {})
-        if "pct_mse" in r:  # the 2D row: %-MSE in the MPJPE column
-            ours = [f"{_fmt(r['pct_mse'], 2)} %", "-", "-"]
-            paper = [f"{_fmt(p.get('pct_mse'), 2)} %" if p else "-", "-", "-"]
-        else:
-            ours = [_fmt(r.get(k)) for k in ("mpjpe", "n_mpjpe", "p_mpjpe")]
-            unit = f" {p['unit']}" if p.get("unit") == "cm" else ""
-            paper = [(_fmt(p.get(k), 2) + unit) if p.get(k) is not None else "-" for k in ("mpjpe", "n_mpjpe", "p_mpjpe")]
-        frac = r.get("fraction", 1.0)
-        lines.append("| " + " | ".join([str(r.get("setting", r.get("key"))), str(r.get("probe", "-")),
-                                          f"{100 * frac:g}%", *ours, p.get("table", "-"),
-                                          p.get("setting", "-"), *paper]) + " |")
-    lines += ["", "Ours: pelvis-relative world-frame errors in mm on the data set of the run (synthetic "
-              "by default); the paper: Human3.6M (mm) or MPI-INF-3DHP (cm). The 2D row is %-MSE "
-              "(mean error in % of the image size)."]
-    return "\n".join(lines) + "\n"
-
-
-def summary(rows: list[dict], probe: str = "mlp") -> dict[str, Any]:
-    """The headline numbers at 100 % labels: each feature set's errors and ours/latent, ours/untrained.
-
-    The paper's ours/latent ratio (Table 1 MV MLP over Table 4 row 1) is 73.8 / 111.8 = 0.66.
-    """
-    full = {r["key"]: r for r in rows if r.get("fraction", 1.0) == 1.0 and r.get("probe") in (probe, "-", "supervised")}
-    out: dict[str, Any] = {k: {m: round(full[k][m], 2) for m in ("mpjpe", "n_mpjpe", "p_mpjpe") if m in full[k]} for k in full}
-    ours = full.get("mv_keypoints")
-    for base in ("latent", "untrained", "mean_pose"):
-        if ours is not None and base in full:
-            out[f"ratio_ours_{base}"] = round(ours["mpjpe"] / full[base]["mpjpe"], 3)
-    out["paper_ratio_ours_latent"] = round(73.8 / 111.8, 3)
-    return out
-
-
-def write_results(rows: list[dict], out_dir, name: str = "results", title: str | None = None,
-                  overwrite: bool = False, extra: dict | None = None) -> tuple[Path, Path]:
-    """Write ``<name>.json`` (rows + summary + the paper's figures) and ``<name>.md`` under out_dir.
-
-    Existing files are kept unless ``overwrite=True`` (results are a user's work).
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jp, mp = out_dir / f"{name}.json", out_dir / f"{name}.md"
-    for p in (jp, mp):
-        if p.exists() and not overwrite:
-            raise FileExistsError(f"{p} exists: pass overwrite=True or choose another name/out_dir")
-    used = {r.get("paper") for r in rows if r.get("paper")}
-    doc = {"rows": rows, "summary": summary(rows), "paper": {k: PAPER_RESULTS[k] for k in sorted(used)}, **(extra or {})}
-    jp.write_text(json.dumps(doc, indent=2, default=_json_default))
-    mp.write_text(results_markdown(rows, title))
-    return jp, mp
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (tuple, Path)):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def plot_fraction_curves(rows: list[dict], path=None, title: str | None = None):
-    """Fig. 5/6-style curves: error against the % of labelled frames, one line per (features, probe),
-    solid for the MLP probe and dashed for the linear one; horizontal lines for single-number
-    baselines (mean pose, supervised upper bound). Saved as PNG when ``path`` is given.
-
-    Returns:
-        the matplotlib figure.
-    """
-    import matplotlib.pyplot as plt  # the caller's backend: in a notebook the figure shows (and closes) inline
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    series: dict[tuple, list] = {}
-    flat = []
-    for r in rows:
-        if "mpjpe" not in r:
-            continue
-        if r.get("probe") in ("-", "supervised"):
-            flat.append(r)
-        else:
-            series.setdefault((r["key"], r["probe"]), []).append(r)
-    colors = dict(zip(["mv_keypoints", "sv_keypoints", "latent", "untrained"], plt.get_cmap("tab10").colors))
-    for ax, m, name in zip(axes, ("mpjpe", "n_mpjpe", "p_mpjpe"), ("MPJPE", "N-MPJPE", "P-MPJPE")):
-        for (key, probe), rs in sorted(series.items()):
-            rs = sorted(rs, key=lambda r: r["fraction"])
-            ax.plot([100 * r["fraction"] for r in rs], [r[m] for r in rs], "-" if probe == "mlp" else "--",
-                    marker="o", color=colors.get(key), label=f"{key} ({probe})")
-        for r in flat:
-            ax.axhline(r[m], color="gray" if r["key"] == "mean_pose" else "black", lw=1,
-                       ls=":" if r["key"] == "mean_pose" else "-.", label=r["key"])
-        ax.set_xscale("log")
-        ticks = sorted({100 * r["fraction"] for rs in series.values() for r in rs})
-        if ticks:
-            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-            ax.minorticks_off()
-        ax.set_xlabel("% of labelled training frames")
-        ax.set_ylabel(f"{name} (mm)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title or "Probe error against the amount of 3D labels (solid: MLP, dashed: linear)")
-    fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-    return fig
-
-
 def find_export(search_dirs=None) -> Path | None:
     """Notebook 04's export: the ``export`` named in its ``summary.json``, else the newest ``*.npz``
     under ``search_dirs`` (default: notebook 04's output folder). None when there is none."""

@@ -63,9 +63,9 @@ def silhouette_features(dataset, source: str = "img-bg", views=(0, 1, 2, 3), siz
     """
     if source not in SOURCES:
         raise ValueError(f"source={source!r}: expected one of {SOURCES}")
-    from kp3d.evaluate import _even_subset
+    from kp3d.baselines import even_subset
 
-    idx = _even_subset(len(dataset), max_frames)
+    idx = even_subset(len(dataset), max_frames)
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size)
     sel = list(views)
     feats, joints = [], []
