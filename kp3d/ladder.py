@@ -21,6 +21,7 @@ Usage:
     python -m kp3d.ladder train R0 --run-dir outputs/ladder/R0          # add --resume to continue
     python -m kp3d.ladder measure outputs/ladder/R0 --json outputs/ladder/R0.json
     python -m kp3d.ladder measure outputs/ladder/R3 --crop-source img-bg   # R3 through the box prior's crop
+    python -m kp3d.ladder measure outputs/ladder/R3s1 --no-untrained       # without the untrained network
 
 Example:
     >>> rung_config("R0").keypoint_input
@@ -93,6 +94,42 @@ def untrained_checkpoint(cfg: Config, run_dir: Path) -> Path:
     return ckpt_io.save_checkpoint(d, {"model": model.state_dict(), "step": 0, "config": cfg.to_dict()})
 
 
+def box_figures(ex: dict, cfg: Config, split: str = "test") -> dict:
+    """The export's crop boxes against the box prior's box (square box around |I - B| >
+    ``cfg.box_prior_threshold``, margin ``cfg.box_prior_margin``) on the frames of ``split``.
+
+    Returns a dict: ``size_ratio`` (export side / prior side; median, p10, p90) and ``centre_offset``
+    (distance of the two centres in the prior's half-sides; median, p90), over all frames and views.
+    A detector that holds on new subjects has a size ratio near 1 and a small offset on "test".
+    """
+    import numpy as np
+    import torch
+
+    from kp3d.losses import foreground_box
+    from kp3d.train import make_dataset, select_views
+
+    rows = np.flatnonzero(np.asarray(ex["split"]) == split)
+    ds = make_dataset(cfg, split)
+    if len(rows) != len(ds):
+        raise ValueError(f"box_figures: the export holds {len(rows)} {split} frames, the data set {len(ds)}: "
+                         f"export all frames (no max_frames) to compare boxes")
+    prior = []
+    with torch.no_grad():
+        for batch in torch.utils.data.DataLoader(ds, batch_size=16):
+            b = select_views(batch, cfg.views)
+            B, V = b["images"].shape[:2]
+            box = foreground_box(b["images"].flatten(0, 1).float(), b["backgrounds"].flatten(0, 1).float(),
+                                 cfg.box_prior_threshold, cfg.box_prior_margin, cleanup=cfg.foreground_cleanup)
+            prior.append(box.reshape(B, V, 4).numpy())
+    prior = np.concatenate(prior).reshape(-1, 4)
+    own = np.asarray(ex["boxes"])[rows].reshape(-1, 4)
+    ratio = own[:, 0] / prior[:, 0]
+    offset = np.linalg.norm(own[:, 2:] - prior[:, 2:], axis=1) / prior[:, 0]
+    return {"split": split, "size_ratio": {"median": float(np.median(ratio)), "p10": float(np.percentile(ratio, 10)),
+                                           "p90": float(np.percentile(ratio, 90))},
+            "centre_offset": {"median": float(np.median(offset)), "p90": float(np.percentile(offset, 90))}}
+
+
 def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str | None = None) -> dict:
     """Export a trained rung and measure it on the test subjects beside its baselines.
 
@@ -102,8 +139,10 @@ def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str |
 
     Returns a dict: ``step``, ``geometry`` (:func:`kp3d.discovery_check.geometry_figures`),
     ``probes`` (ridge and MLP of the 3D keypoints, the mean pose, the MLP of the model's own latent),
-    ``tracking`` (median R^2 of :func:`kp3d.discovery_check.pose_tracking`) and ``untrained``
-    (ridge and MLP of the same network untrained, same probes). MPJPE in mm.
+    ``tracking`` (median R^2 of :func:`kp3d.discovery_check.pose_tracking`), ``untrained``
+    (ridge and MLP of the same network untrained, same probes; with ``with_untrained``) and, when
+    the export's crop is the detector's, ``boxes`` (:func:`box_figures` on the training and the test
+    subjects). MPJPE in mm.
     """
     from kp3d import checkpoint as ckpt_io
     from kp3d.discovery_check import geometry_figures, pose_tracking, probe_figures
@@ -122,6 +161,8 @@ def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str |
     probes = probe_figures(ex, latent_export=ex)
     res = {"run_dir": str(run_dir), "step": step, "crop_source": cfg.crop_source, "geometry": geometry_figures(ex), "probes": probes,
            "tracking": {"median_r2": pose_tracking(ex)["median_r2"]}}
+    if cfg.crop_source == "detector":
+        res["boxes"] = {split: box_figures(ex, cfg, split) for split in ("train", "test")}
     if with_untrained:
         ex0 = _export_once(untrained_checkpoint(trained, run_dir), run_dir / "untrained" / f"export{tag}.npz", cfg.to_json(),
                            crop_source)
@@ -148,6 +189,10 @@ def format_measure(res: dict) -> str:
     lines.append(f"  spread {g['spread_ratio']:.3f} of the height, close pairs {g['close_pairs']}, "
                  f"on GT mask {100 * g.get('in_gt_mask', float('nan')):.1f}%, reach {reach}, "
                  f"median R^2 {res['tracking']['median_r2']:.2f}")
+    for split, b in res.get("boxes", {}).items():
+        lines.append(f"  detector box / box prior's on {split:5s}: side {b['size_ratio']['median']:.2f}x "
+                     f"(p10 {b['size_ratio']['p10']:.2f}, p90 {b['size_ratio']['p90']:.2f}), centre "
+                     f"{b['centre_offset']['median']:.2f} half-sides off (p90 {b['centre_offset']['p90']:.2f})")
     return "\n".join(lines)
 
 
@@ -166,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--json", default=None)
     m.add_argument("--crop-source", default=None, choices=CROP_SOURCES,
                    help="evaluate through another crop than training's (img-bg: the box prior's box, not the detector's)")
+    m.add_argument("--no-untrained", action="store_true", help="skip the untrained network (same seed and input: its figures are known)")
     m.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     import torch
@@ -180,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.json and Path(args.json).exists():
         raise FileExistsError(f"{args.json} exists: choose another --json path or remove it first")
-    res = measure(args.run_dir, crop_source=args.crop_source)
+    res = measure(args.run_dir, with_untrained=not args.no_untrained, crop_source=args.crop_source)
     print(format_measure(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))

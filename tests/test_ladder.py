@@ -11,7 +11,7 @@ import torch
 from fakes import FakeMultiView
 from kp3d.config import get_config
 from kp3d.export import load_export
-from kp3d.ladder import RUNGS, format_measure, measure, rung_config
+from kp3d.ladder import RUNGS, box_figures, format_measure, measure, rung_config
 from kp3d.losses import compute_losses, foreground_mask, foreground_soft
 from kp3d.model import KeypointModel, gt_masks
 from kp3d.networks import PatchKeypointHead
@@ -185,6 +185,12 @@ def test_measure_through_another_crop(tmp_path):
         own = measure(run, with_untrained=False)
         fixed = measure(run, crop_source="img-bg")
     assert own["crop_source"] == "detector" and fixed["crop_source"] == "img-bg"
+    assert "untrained" not in own and "boxes" not in fixed
+    for split in ("train", "test"):  # the detector's boxes against the box prior's
+        b = own["boxes"][split]
+        assert 0 < b["size_ratio"]["p10"] <= b["size_ratio"]["median"] <= b["size_ratio"]["p90"]
+        assert 0 <= b["centre_offset"]["median"] <= b["centre_offset"]["p90"]
+    assert "detector box / box prior's on test" in format_measure(own)
     assert "crop img-bg" in format_measure(fixed) and {"ridge", "mlp"} <= set(fixed["untrained"])
     a, b = load_export(run / "export_step0000006.npz"), load_export(run / "export_step0000006_crop-img-bg.npz")
     assert json.loads(str(b["config_json"]))["crop_source"] == "img-bg"
@@ -192,6 +198,21 @@ def test_measure_through_another_crop(tmp_path):
     assert (run / "untrained" / "export_crop-img-bg.npz").exists()
     with pytest.raises(ValueError, match="crop_source='nowhere'"):
         measure(run, crop_source="nowhere")
+
+
+def test_box_figures_of_the_box_prior_itself(tmp_path):
+    """An export through the box prior's own box: size ratio 1, centres on each other."""
+    cfg = _smoke("R3", keypoint_input="img-bg", mask_target="img-bg-mask", max_iters=2, log_every=1, ckpt_every=2)
+    with torch_threads(1):
+        run = train(cfg, run_dir=tmp_path / "r3", progress=False)
+        fixed = measure(run, with_untrained=False, crop_source="img-bg")
+    ex = load_export(run / "export_step0000002_crop-img-bg.npz")
+    b = box_figures(ex, cfg.replace(crop_source="img-bg"), "test")
+    assert b["size_ratio"]["p10"] == pytest.approx(1.0, abs=1e-4) and b["size_ratio"]["p90"] == pytest.approx(1.0, abs=1e-4)
+    assert b["centre_offset"]["p90"] < 1e-4
+    with pytest.raises(ValueError, match="export all frames"):
+        box_figures({**ex, "split": ex["split"][:3], "boxes": ex["boxes"][:3]}, cfg, "test")
+    assert fixed["crop_source"] == "img-bg"
 
 
 def test_silhouette_baseline_rows():
