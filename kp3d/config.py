@@ -124,10 +124,6 @@ class Config:
     #   person. No labels are used: the background is the method's own input.
     box_prior_threshold: float = 0.1  # |I - B| (mean over RGB, [0, 1] images) counted as foreground
     box_prior_margin: float = 1.15  # box side = this x the larger extent of the foreground
-    box_prior_augment: float = 0.0  # NOT in the paper: > 0 fits the box prior on a second detector pass
-    #   over each training frame zoomed and shifted at random (kp3d.augment.random_frame_boxes: zoom up
-    #   to 1 + this, shift up to this in normalised units); the crop still comes from the frame as it
-    #   is. Why: the detector, fitted on five subjects, shrinks and shifts its box on new ones.
     foreground_cleanup: int = 0  # NOT in the paper: 0 = |I - B| > box_prior_threshold as it is; an odd
     #   k >= 3 closes then opens that mask with a k x k square (kp3d.losses.foreground_mask) wherever it
     #   is used (box prior, fixed crop, keypoint input, img-bg-mask target). Why: on the synthetic set
@@ -248,9 +244,6 @@ class Config:
         if self.w_box_prior < 0 or not 0 < self.box_prior_threshold < 1 or self.box_prior_margin <= 0:
             raise ValueError(f"box prior: expected w_box_prior >= 0, 0 < box_prior_threshold < 1 and "
                              f"box_prior_margin > 0, got {self.w_box_prior}, {self.box_prior_threshold}, {self.box_prior_margin}")
-        if self.box_prior_augment < 0 or (self.box_prior_augment > 0 and self.w_box_prior == 0):
-            raise ValueError(f"box_prior_augment={self.box_prior_augment}: expected 0 (off) or > 0 with w_box_prior > 0 "
-                             f"(it augments the box prior's frames), got w_box_prior={self.w_box_prior}")
         check_cleanup(self.foreground_cleanup, "foreground_cleanup")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp={self.amp!r}: expected one of {AMP_MODES} ('auto' picks bf16 where the device has it)")

@@ -358,14 +358,9 @@ def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: i
             total = total + cfg.w_perceptual * terms["perceptual"]
 
     if cfg.w_box_prior > 0:  # not in the paper: see Config.w_box_prior
-        bg = batch["backgrounds"].reshape(BV, 3, H, W).float()
-        box = out["box"].reshape(BV, 4)
-        if "box_prior_frame" in out:  # the detector's pass on zoomed, shifted frames (Config.box_prior_augment)
-            from kp3d.augment import zoom_frames
-            fb = out["box_prior_frame"].reshape(BV, 4).to(I.dtype)
-            I, bg, box = zoom_frames(I, fb), zoom_frames(bg, fb), out["box_prior_box"].reshape(BV, 4)
+        bg = batch["backgrounds"].reshape(BV, 3, H, W)
         target_box = foreground_box(I, bg, cfg.box_prior_threshold, cfg.box_prior_margin, cleanup=cfg.foreground_cleanup)
-        terms["box_prior"] = box_prior_loss(box, target_box)
+        terms["box_prior"] = box_prior_loss(out["box"].reshape(BV, 4), target_box)
         total = total + cfg.w_box_prior * terms["box_prior"]
 
     if kw > 0:

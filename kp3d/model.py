@@ -28,7 +28,6 @@ import torch
 import torch.nn as nn
 
 from kp3d import geometry
-from kp3d.augment import random_frame_boxes, zoom_frames
 from kp3d.config import Config
 from kp3d.losses import foreground_mask, foreground_soft, mask_box
 from kp3d.networks import Decoder, Detector, Encoder, MaskDecoder, PatchKeypointHead
@@ -68,9 +67,6 @@ class KeypointModel(nn.Module):
         recon             (B, V, 3, H, W)  blended reconstruction I~ (Eq. 2)
         mask              (B, V, 1, H, W)  M, the mask un-cropped to the full frame
         latent            (B, V, D)        Xi
-    In training with ``cfg.box_prior_augment`` > 0 (and ``cfg.w_box_prior`` > 0) also:
-        box_prior_frame   (B, V, 4)        the random zoom and shift of each frame (kp3d.augment)
-        box_prior_box     (B, V, 4)        the detector's box on that zoomed frame (the box prior's input)
     ``sigma`` (optional, [-1, 1] patch units) replaces ``cfg.sigma`` in the mask decoder's Gaussians.
     ``masks`` (B, V, 1, H, W) float: the ground-truth masks, needed only when ``cfg.crop_source`` or
     ``cfg.keypoint_input`` is "gt-mask" (the ladder's oracle rung; :func:`gt_masks` takes them from a batch).
@@ -155,11 +151,6 @@ class KeypointModel(nn.Module):
             box = mask_box(gt, cfg.box_prior_margin, quantile=1e-6)
         else:  # the box prior's box: 1-99% quantiles of the changed pixels
             box = mask_box(fg, cfg.box_prior_margin)
-        box_prior_pass = {}
-        if self.training and cfg.w_box_prior > 0 and cfg.box_prior_augment > 0:
-            # the box prior's own detector pass, on the frames zoomed and shifted (Config.box_prior_augment)
-            frame_box = random_frame_boxes(BV, cfg.box_prior_augment, img.device)
-            box_prior_pass = {"box_prior_frame": frame_box, "box_prior_box": self.detector(zoom_frames(img, frame_box.to(img.dtype)))}
         patch = geometry.crop_patches(img, box.to(img.dtype), P)
         if cfg.image_reconstruction:
             latent = self.encoder(patch)
@@ -189,7 +180,7 @@ class KeypointModel(nn.Module):
 
         out = {
             "box": box, "patch": patch.float(), "patch_recon": patch_recon, "patch_mask": patch_mask,
-            "recon": recon, "mask": M, "latent": latent.float(), **box_prior_pass,
+            "recon": recon, "mask": M, "latent": latent.float(),
         }
         if keypoints:
             C = (head_out[0] if head_out is not None else self.keypoint_head(self._keypoint_latent(latent))).float()  # (BV, N, P, P)
