@@ -162,7 +162,7 @@ class Config:
     #   diagnosis only), "img-bg" (|I - B| > box_prior_threshold, no labels), "img-bg-soft" (|I - B| /
     #   box_prior_threshold clipped to 1, kp3d.losses.foreground_soft: the pixels under the
     #   threshold stay grey instead of holes; rung R1's MLP probe 0.66x -> 0.58x, ridge 0.91x -> 0.86x
-    #   the mean pose, docs/recipe.md), "rgb" (the patch) or
+    #   the mean pose, seed 1 0.67x -> 0.54x, 1.01x -> 0.80x; docs/recipe.md), "rgb" (the patch) or
     #   "pred-mask" (the image decoder's mask M_p, detached). Why: docs/recipe.md measured that 16
     #   keypoints read from a mask patch and forced to rebuild it carry the pose (rung R0), while
     #   keypoints decoded from Xi carry no more than the mean pose.
