@@ -117,11 +117,9 @@ def box_figures(ex: dict, cfg: Config, split: str = "test") -> dict:
     with torch.no_grad():
         for batch in torch.utils.data.DataLoader(ds, batch_size=16):
             b = select_views(batch, cfg.views)
-            B, V = b["images"].shape[:2]
-            box = foreground_box(b["images"].flatten(0, 1).float(), b["backgrounds"].flatten(0, 1).float(),
-                                 cfg.box_prior_threshold, cfg.box_prior_margin, cleanup=cfg.foreground_cleanup)
-            prior.append(box.reshape(B, V, 4).numpy())
-    prior = np.concatenate(prior).reshape(-1, 4)
+            prior.append(foreground_box(b["images"].flatten(0, 1).float(), b["backgrounds"].flatten(0, 1).float(),
+                                        cfg.box_prior_threshold, cfg.box_prior_margin, cleanup=cfg.foreground_cleanup).numpy())
+    prior = np.concatenate(prior)  # (frames x views, 4), the export's row order
     own = np.asarray(ex["boxes"])[rows].reshape(-1, 4)
     ratio = own[:, 0] / prior[:, 0]
     offset = np.linalg.norm(own[:, 2:] - prior[:, 2:], axis=1) / prior[:, 0]
