@@ -37,22 +37,24 @@ def _to_device(batch: dict, views: tuple, device) -> tuple:
     return tuple(out), batch["gt"]["joints_3d"].to(torch.float64)
 
 
-def _encode(model, images: torch.Tensor, backgrounds: torch.Tensor | None = None) -> torch.Tensor:
-    """Detector -> crop -> encoder. images (B, V, 3, H, W) -> latent (B, V, D).
+def _encode(model, images: torch.Tensor, backgrounds: torch.Tensor, crop: str = "detector") -> torch.Tensor:
+    """Crop -> encoder. images, backgrounds (B, V, 3, H, W) -> latent (B, V, D).
 
-    With ``backgrounds`` (B, V, 3, H, W) the crop is the box around |I - B| instead of the
-    detector's (``kp3d.losses.foreground_box`` with the model's threshold and margin).
+    ``crop="detector"``: the model's detector box (``KeypointModel.detect``, which reads the
+    backgrounds when ``cfg.detector_input`` is |I - B|); ``"foreground"``: the box around |I - B|
+    (``kp3d.losses.foreground_box`` with the model's threshold and margin).
     """
     from kp3d import geometry
     from kp3d.losses import foreground_box
 
     B, V = images.shape[:2]
     img = images.reshape(B * V, *images.shape[2:])
-    if backgrounds is None:
-        box = model.detector(img)
+    bg = backgrounds.reshape(B * V, *backgrounds.shape[2:])
+    if crop == "detector":
+        box = model.detect(img, bg)
     else:
-        box = foreground_box(img, backgrounds.reshape(B * V, *backgrounds.shape[2:]),
-                             model.cfg.box_prior_threshold, model.cfg.box_prior_margin, cleanup=model.cfg.foreground_cleanup)
+        box = foreground_box(img, bg, model.cfg.box_prior_threshold, model.cfg.box_prior_margin,
+                             cleanup=model.cfg.foreground_cleanup)
     patch = geometry.crop_patches(img, box.to(img.dtype), model.cfg.patch_size)
     return model.encoder(patch).reshape(B, V, -1)
 
@@ -76,8 +78,8 @@ def encoder_features(model, dataset, views=(0, 1, 2, 3), batch_size: int = 16, m
     dev = next(model.parameters()).device
     feats, joints = [], []
     for batch in tqdm(loader, desc="encoder features", disable=not progress, leave=False):
-        (images, *_), j = _to_device(batch, tuple(views), dev)
-        feats.append(_encode(model, images).flatten(1).double().cpu().numpy())
+        (images, backgrounds, *_), j = _to_device(batch, tuple(views), dev)
+        feats.append(_encode(model, images, backgrounds).flatten(1).double().cpu().numpy())
         joints.append(j.numpy())
     return np.concatenate(feats), np.concatenate(joints)
 
@@ -140,9 +142,8 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
     head = torch.nn.Sequential(
         torch.nn.Linear(len(views) * cfg.latent_dim, hidden), torch.nn.ReLU(),
         torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 51)).to(dev)
-    use_bg = crop == "foreground"  # crop around |I - B| in training and testing alike
     params = list(model.encoder.parameters()) + list(head.parameters())
-    if not use_bg:
+    if crop == "detector":
         params += list(model.detector.parameters())
     opt = torch.optim.Adam(params, lr=lr)
     # target statistics from the labels of the training set (cheap: no images needed)
@@ -162,8 +163,7 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
         with torch.no_grad():
             for batch in test_loader:
                 (images, backgrounds, *_), j = _to_device(batch, views, dev)
-                bg = backgrounds if use_bg else None
-                preds.append((head(_encode(model, images, bg).flatten(1)) * y_std + y_mean).double().cpu().numpy())
+                preds.append((head(_encode(model, images, backgrounds, crop).flatten(1)) * y_std + y_mean).double().cpu().numpy())
                 gts.append(P.pose_targets(j.numpy()))
         model.train(); head.train()
         return P.pose_errors(np.concatenate(preds), np.concatenate(gts))
@@ -175,9 +175,8 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
     while step < iters:
         for batch in loader:
             (images, backgrounds, *_), j = _to_device(batch, views, dev)
-            bg = backgrounds if use_bg else None
             y = torch.as_tensor(P.pose_targets(j.numpy()), dtype=torch.float32, device=dev)
-            z = head(_encode(model, images, bg).flatten(1))  # the head predicts z-scored joints
+            z = head(_encode(model, images, backgrounds, crop).flatten(1))  # the head predicts z-scored joints
             loss = ((z - (y - y_mean) / y_std) ** 2).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()

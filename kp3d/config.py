@@ -33,6 +33,7 @@ from kp3d.profiles import check_profile
 MASK_TARGETS = ("predicted", "gt", "img-bg", "img-bg-mask")
 CROP_SOURCES = ("detector", "gt-mask", "img-bg")  # Config.crop_source
 AMP_MODES = ("auto", "bf16", "none")  # Config.amp
+DETECTOR_INPUTS = ("rgb", "img-bg-soft")  # Config.detector_input
 KEYPOINT_INPUTS = ("latent", "gt-mask", "img-bg", "img-bg-soft", "rgb", "pred-mask")  # Config.keypoint_input
 BACKBONES = ("tiny", "resnet18", "resnet34", "resnet50")
 LOSS_REDUCTIONS = ("mean", "sum")
@@ -46,10 +47,11 @@ def check_cleanup(k: int, name: str = "cleanup") -> None:
 
 # Fields removed because they were off in every profile and moved nothing (docs/recipe.md keeps
 # their runs: w_concentration S3/N32c/MD8c, keypoint_encoder_grad_scale S2, keypoint_encoder
-# "separate" S1b, encoder_pool "flatten" G2, mask_decoder_hidden MD8), with their neutral values:
-# older checkpoints that carry them at these values still load.
+# "separate" S1b, encoder_pool "flatten" G2, mask_decoder_hidden MD8, box_prior_augment in the
+# ladder's detector runs), with their neutral values: older checkpoints that carry them at these
+# values still load.
 REMOVED_FIELDS: dict[str, Any] = {"w_concentration": 0.0, "keypoint_encoder_grad_scale": 1.0, "keypoint_encoder": "shared",
-                                  "encoder_pool": "avg", "mask_decoder_hidden": 1}
+                                  "encoder_pool": "avg", "mask_decoder_hidden": 1, "box_prior_augment": 0.0}
 
 
 @dataclass
@@ -74,6 +76,10 @@ class Config:
     patch_size: int = 128  # crop resolution P; must be a multiple of 8 (the decoders start at P/8)
     detector: str = "resnet18"  # detector S backbone, on the image downsampled by detector_downsample
     detector_downsample: int = 4
+    detector_input: str = "rgb"  # what S reads: "rgb" = the paper (the frame). NOT in the paper:
+    #   "img-bg-soft" = the soft |I - B| (kp3d.losses.foreground_soft) repeated over 3 channels. Why:
+    #   docs/recipe.md measured the RGB detector, fitted on five subjects, shrinking and shifting its
+    #   box on the test subjects (0.88x the box prior's side), which cost the probes 0.14-0.21x.
     detector_pool: str = "avg"  # "avg": the backbone's global average pool (a standard ResNet; paper
     #   silent). "flatten": the last feature map flattened into the box head. Why: a globally pooled
     #   map barely says WHERE the person is; docs/recipe.md measured the tiny CPU detector's centre
@@ -221,6 +227,8 @@ class Config:
                              f"embedded synthetic set (frames per subject, >= 1); use 0 for other data")
         if self.detector_pool not in ("avg", "flatten"):
             raise ValueError(f"detector_pool={self.detector_pool!r}: expected 'avg' or 'flatten'")
+        if self.detector_input not in DETECTOR_INPUTS:
+            raise ValueError(f"detector_input={self.detector_input!r}: expected one of {DETECTOR_INPUTS}")
         if self.keypoint_input not in KEYPOINT_INPUTS:
             raise ValueError(f"keypoint_input={self.keypoint_input!r}: expected one of {KEYPOINT_INPUTS}")
         if self.crop_source not in CROP_SOURCES:

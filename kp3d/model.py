@@ -116,6 +116,19 @@ class KeypointModel(nn.Module):
         (the keypoint losses then never reach the shared encoder)."""
         return latent if self.cfg.keypoint_encoder_grad else latent.detach()
 
+    def detect(self, img: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
+        """The detector's box from what ``cfg.detector_input`` names.
+
+        Args:
+            img, bg: (BV, 3, H, W) frames and their backgrounds in [0, 1].
+        Returns:
+            (BV, 4) float32 box (s_x, s_y, u_x, u_y).
+        """
+        if self.cfg.detector_input == "img-bg-soft":
+            soft = foreground_soft(img, bg, self.cfg.box_prior_threshold, self.cfg.foreground_cleanup)
+            return self.detector(soft.to(img.dtype).expand(-1, 3, -1, -1))
+        return self.detector(img)
+
     def forward(self, images, backgrounds, K, R, t, keypoints: bool = True,
                 sigma: float | None = None, masks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if images.ndim != 5 or images.shape[2] != 3:
@@ -146,7 +159,7 @@ class KeypointModel(nn.Module):
             fg = foreground_mask(img, bg, cfg.box_prior_threshold, cfg.foreground_cleanup)  # (BV, 1, H, W) in {0, 1}
 
         if cfg.crop_source == "detector":
-            box = self.detector(img)  # (BV, 4) float32
+            box = self.detect(img, bg)  # (BV, 4) float32
         elif cfg.crop_source == "gt-mask":  # the mask's whole extent (no quantile cut)
             box = mask_box(gt, cfg.box_prior_margin, quantile=1e-6)
         else:  # the box prior's box: 1-99% quantiles of the changed pixels

@@ -187,8 +187,7 @@ def test_notebook_05_in_jupyterlab_and_its_viewer_html_offline(lab, playwright_b
         try:
             nb = json.loads(path.read_text())
         except json.JSONDecodeError:  # the save is still writing the file
-            time.sleep(0.5)
-            continue
+            pass
         if any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"):
             break
         time.sleep(0.5)

@@ -228,3 +228,21 @@ def test_removed_fields_load_only_at_their_neutral_value(cfg):
         Config.from_dict({**old, "w_concentration": 0.1})
 
 
+
+
+def test_detector_reading_the_soft_foreground(cfg, batch):
+    """detector_input="img-bg-soft": the box depends on |I - B| only (a frame and a background shifted
+    by the same colour give the same box), and the losses still train the detector."""
+    model, out, losses = _keypoint_run(cfg, batch, detector_input="img-bg-soft")
+    img, bg = batch["images"][:, 0], batch["backgrounds"][:, 0]
+    shift = 0.05 * torch.rand(1, 3, 1, 1)  # a colour cast on frame and background together
+    with torch.no_grad():
+        a = model.detect(img, bg)
+        b = model.detect(img + shift, bg + shift)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out["box"][:, 0], a, atol=1e-5, rtol=0)
+    assert not torch.allclose(model.detect(img, torch.zeros_like(bg)), a)  # it reads the background too
+    losses["total"].backward()
+    assert sum(float(p.grad.abs().sum()) for p in model.detector.parameters() if p.grad is not None) > 0
+    with pytest.raises(ValueError, match="detector_input='depth'"):
+        cfg.replace(detector_input="depth")
