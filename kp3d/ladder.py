@@ -47,8 +47,7 @@ _BOTTLENECK = dict(
 RUNGS: dict[str, dict[str, Any]] = {
     "R0": dict(_BOTTLENECK, crop_source="gt-mask", keypoint_input="gt-mask", mask_target="gt"),
     "R1": dict(_BOTTLENECK, crop_source="img-bg", keypoint_input="img-bg", mask_target="img-bg-mask"),
-    "R2": dict(crop_source="img-bg", keypoint_input="pred-mask", w_box_prior=0.0, centering_keypoints_only=False,
-               use_centering_loss=False),
+    "R2": dict(crop_source="img-bg", keypoint_input="pred-mask", mask_target="predicted", w_box_prior=0.0),
     "R3": {},
 }
 
