@@ -133,8 +133,9 @@ class Config:
     box_prior_threshold: float = 0.1  # |I - B| (mean over RGB, [0, 1] images) counted as foreground,
     #   wherever |I - B| is used (box prior, fixed crop, soft keypoint/detector input, img-bg-mask
     #   target). cpu-demo: 0.05 with foreground_cleanup=3 (docs/recipe.md, "The ladder"): the keypoints
-    #   must rebuild the low-contrast limbs too; full model MLP 0.57x -> 0.49x, ridge 0.80x -> 0.75x
-    #   the mean pose, but only 53% of keypoints on the GT mask (the mask now holds the shadow).
+    #   must rebuild the low-contrast limbs too; full model MLP 0.57x -> 0.49x / 0.45x, ridge 0.80x ->
+    #   0.75x / 0.71x the mean pose (seeds 0 / 1), but only 53% / 79% of keypoints on the GT mask
+    #   (most likely on the floor shadow the lower threshold takes in; not measured directly).
     box_prior_margin: float = 1.15  # box side = this x the larger extent of the foreground
     foreground_cleanup: int = 0  # NOT in the paper: 0 = |I - B| > box_prior_threshold as it is; an odd
     #   k >= 3 closes then opens that mask with a k x k square (kp3d.losses.foreground_mask) wherever it
