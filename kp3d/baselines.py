@@ -54,7 +54,7 @@ def _encode(model, images: torch.Tensor, backgrounds: torch.Tensor, crop: str = 
         box = model.detect(img, bg)
     else:
         box = foreground_box(img, bg, model.cfg.box_prior_threshold, model.cfg.box_prior_margin,
-                             cleanup=model.cfg.foreground_cleanup)
+                             cleanup=model.cfg.foreground_cleanup, shadow_chroma=model.cfg.shadow_chroma)
     patch = geometry.crop_patches(img, box.to(img.dtype), model.cfg.patch_size)
     return model.encoder(patch).reshape(B, V, -1)
 

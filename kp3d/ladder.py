@@ -117,7 +117,8 @@ def box_figures(ex: dict, cfg: Config, split: str = "test") -> dict:
         for batch in torch.utils.data.DataLoader(ds, batch_size=16):
             b = select_views(batch, cfg.views)
             prior.append(foreground_box(b["images"].flatten(0, 1).float(), b["backgrounds"].flatten(0, 1).float(),
-                                        cfg.box_prior_threshold, cfg.box_prior_margin, cleanup=cfg.foreground_cleanup).numpy())
+                                        cfg.box_prior_threshold, cfg.box_prior_margin, cleanup=cfg.foreground_cleanup,
+                                        shadow_chroma=cfg.shadow_chroma).numpy())
     prior = np.concatenate(prior)  # (frames x views, 4), the export's row order
     own = np.asarray(ex["boxes"])[rows].reshape(-1, 4)
     ratio = own[:, 0] / prior[:, 0]

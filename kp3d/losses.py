@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from kp3d import geometry
-from kp3d.config import Config, check_cleanup
+from kp3d.config import Config, check_cleanup, check_shadow_chroma
 
 LOSS_NAMES = ("pixel", "patch", "perceptual", "box_prior", "mask", "coverage", "centering", "concentration")
 
@@ -131,8 +131,48 @@ def concentration_loss(spread: torch.Tensor, patch_size: int) -> torch.Tensor:
     return spread.float().mean() / patch_size
 
 
+# A cast shadow keeps at least this fraction of the background's brightness (mean over RGB); a pixel
+# darker than that is taken as the person even where its hue matches the background (dark clothing).
+SHADOW_MIN_BRIGHTNESS = 0.3
+
+
+def shadow_mask(images: torch.Tensor, backgrounds: torch.Tensor, chroma: float) -> torch.Tensor:
+    """The pixels that look like the background in shadow: darker than it, with its hue.
+
+    A shadow dims the light falling on the floor without changing its colour, so the chromaticity
+    ``(r, g, b) / (r + g + b)`` stays that of the background while the brightness drops; a person
+    changes the chromaticity (or, dark clothing, the brightness below ``SHADOW_MIN_BRIGHTNESS``).
+
+    Args:
+        images, backgrounds: (B, 3, H, W) in [0, 1].
+        chroma: largest L1 distance of the chromaticities still counted as shadow (> 0).
+    Returns:
+        (B, 1, H, W) bool (no gradient): brightness ratio I / B in [SHADOW_MIN_BRIGHTNESS, 1) and
+        chromaticity distance < ``chroma``.
+
+    Example:
+        >>> bg = torch.full((1, 3, 1, 3), 0.6); img = bg.clone()
+        >>> img[0, :, 0, 0] = 0.35                        # the floor, dimmed: a shadow
+        >>> img[0, :, 0, 1] = torch.tensor([0.6, 0.2, 0.2])  # a red sleeve, as dark: not a shadow
+        >>> shadow_mask(img, bg, 0.08)[0, 0, 0].tolist()
+        [True, False, False]
+    """
+    if images.ndim != 4 or images.shape != backgrounds.shape or images.shape[1] != 3:
+        raise ValueError(f"shadow_mask: expected images and backgrounds (B, 3, H, W) of one shape, got "
+                         f"{tuple(images.shape)} and {tuple(backgrounds.shape)}")
+    if not chroma > 0:
+        raise ValueError(f"shadow_mask: chroma must be > 0, got {chroma}")
+    eps = 1e-3  # keeps black pixels finite; their chromaticity is noise either way
+    with torch.no_grad():
+        i, b = images.float(), backgrounds.float()
+        si, sb = i.sum(1, keepdim=True) + eps, b.sum(1, keepdim=True) + eps
+        ratio = si / sb
+        dist = (i / si - b / sb).abs().sum(1, keepdim=True)
+        return (ratio >= SHADOW_MIN_BRIGHTNESS) & (ratio < 1) & (dist < chroma)
+
+
 def foreground_mask(images: torch.Tensor, backgrounds: torch.Tensor, threshold: float = 0.1,
-                    cleanup: int = 0) -> torch.Tensor:
+                    cleanup: int = 0, shadow_chroma: float = 0.0) -> torch.Tensor:
     """The pixels that differ from the background: mean over RGB of |I - B| > ``threshold``.
 
     Args:
@@ -140,6 +180,8 @@ def foreground_mask(images: torch.Tensor, backgrounds: torch.Tensor, threshold: 
         cleanup: 0 = the raw threshold; an odd k >= 3 closes the mask with a k x k square (fills the
             holes where clothing matches the background) and then opens it (drops specks of sensor
             noise), ``Config.foreground_cleanup``.
+        shadow_chroma: 0 = off; > 0 drops the pixels :func:`shadow_mask` takes for the floor in the
+            person's shadow (before the cleanup), ``Config.shadow_chroma``.
     Returns:
         (B, 1, H, W) float in {0, 1} (no gradient).
 
@@ -154,8 +196,12 @@ def foreground_mask(images: torch.Tensor, backgrounds: torch.Tensor, threshold: 
         raise ValueError(f"foreground_mask: expected images and backgrounds (B, 3, H, W) of one shape, got "
                          f"{tuple(images.shape)} and {tuple(backgrounds.shape)}")
     check_cleanup(cleanup, "foreground_mask: cleanup")
+    check_shadow_chroma(shadow_chroma, "foreground_mask: shadow_chroma")
     with torch.no_grad():
-        m = ((images.float() - backgrounds.float()).abs().mean(1, keepdim=True) > threshold).float()
+        m = (images.float() - backgrounds.float()).abs().mean(1, keepdim=True) > threshold
+        if shadow_chroma:
+            m &= ~shadow_mask(images, backgrounds, shadow_chroma)
+        m = m.float()
         if cleanup:
             def dilate(x: torch.Tensor) -> torch.Tensor:
                 return torch.nn.functional.max_pool2d(x, cleanup, 1, cleanup // 2)
@@ -166,16 +212,17 @@ def foreground_mask(images: torch.Tensor, backgrounds: torch.Tensor, threshold: 
 
 
 def foreground_soft(images: torch.Tensor, backgrounds: torch.Tensor, threshold: float = 0.1,
-                    cleanup: int = 0) -> torch.Tensor:
+                    cleanup: int = 0, shadow_chroma: float = 0.0) -> torch.Tensor:
     """A soft foreground: mean over RGB of |I - B|, divided by ``threshold`` and clipped to [0, 1].
 
     It is 1 wherever :func:`foreground_mask` is, and keeps the pixels just under the threshold (clothing
     close to the background colour) as grey instead of holes. With ``cleanup`` the closed and opened
-    mask is laid over it (maximum), so the holes the closing fills are 1 here too.
+    mask is laid over it (maximum), so the holes the closing fills are 1 here too; with
+    ``shadow_chroma`` the shadow's pixels are 0.
 
     Args:
         images, backgrounds: (B, 3, H, W) in [0, 1].
-        cleanup: see :func:`foreground_mask`.
+        cleanup, shadow_chroma: see :func:`foreground_mask`.
     Returns:
         (B, 1, H, W) float in [0, 1] (no gradient).
 
@@ -191,12 +238,17 @@ def foreground_soft(images: torch.Tensor, backgrounds: torch.Tensor, threshold: 
         raise ValueError(f"foreground_soft: threshold must be > 0, got {threshold}")
     with torch.no_grad():
         soft = ((images.float() - backgrounds.float()).abs().mean(1, keepdim=True) / threshold).clamp(0, 1)
-        return torch.maximum(soft, foreground_mask(images, backgrounds, threshold, cleanup)) if cleanup else soft
+        if shadow_chroma:
+            soft = soft.masked_fill(shadow_mask(images, backgrounds, shadow_chroma), 0.0)
+        if cleanup:
+            soft = torch.maximum(soft, foreground_mask(images, backgrounds, threshold, cleanup, shadow_chroma))
+        return soft
 
 
 def foreground_box(images: torch.Tensor, backgrounds: torch.Tensor, threshold: float = 0.1,
                    margin: float = 1.15, quantile: float = 0.01, min_scale: float = 0.15,
-                   fallback_scale: float = 0.75, cleanup: int = 0) -> torch.Tensor:
+                   fallback_scale: float = 0.75, cleanup: int = 0,
+                   shadow_chroma: float = 0.0) -> torch.Tensor:
     """A square box around the pixels that differ from the background (|I - B| > threshold).
 
     Used by the box prior (``Config.w_box_prior``): the median background the method already needs
@@ -206,7 +258,7 @@ def foreground_box(images: torch.Tensor, backgrounds: torch.Tensor, threshold: f
 
     Args:
         images, backgrounds: (B, 3, H, W) in [0, 1].
-        cleanup: see :func:`foreground_mask`.
+        cleanup, shadow_chroma: see :func:`foreground_mask`.
     Returns:
         (B, 4) boxes ``(s, s, u_x, u_y)`` in normalised [-1, 1] image units (no gradient).
 
@@ -218,7 +270,7 @@ def foreground_box(images: torch.Tensor, backgrounds: torch.Tensor, threshold: f
     if images.ndim != 4 or images.shape != backgrounds.shape:
         raise ValueError(f"foreground_box: expected images and backgrounds (B, 3, H, W) of one shape, got "
                          f"{tuple(images.shape)} and {tuple(backgrounds.shape)}")
-    return mask_box(foreground_mask(images, backgrounds, threshold, cleanup), margin, quantile, min_scale, fallback_scale)
+    return mask_box(foreground_mask(images, backgrounds, threshold, cleanup, shadow_chroma), margin, quantile, min_scale, fallback_scale)
 
 
 def mask_box(masks: torch.Tensor, margin: float = 1.15, quantile: float = 0.01, min_scale: float = 0.15,
@@ -297,7 +349,7 @@ def mask_target(cfg: Config, out: dict, batch: dict) -> torch.Tensor:
         full = d / d.flatten(2).amax(-1).clamp_min(1e-6)[..., None, None, None]
     elif cfg.mask_target == "img-bg-mask":
         full = foreground_mask(batch["images"].flatten(0, 1), batch["backgrounds"].flatten(0, 1), cfg.box_prior_threshold,
-                               cfg.foreground_cleanup)
+                               cfg.foreground_cleanup, cfg.shadow_chroma)
     else:
         raise ValueError(f"mask_target={cfg.mask_target!r}: expected one of predicted, gt, img-bg, img-bg-mask")
     H, W = full.shape[-2:]
@@ -359,7 +411,8 @@ def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: i
 
     if cfg.w_box_prior > 0:  # not in the paper: see Config.w_box_prior
         bg = batch["backgrounds"].reshape(BV, 3, H, W)
-        target_box = foreground_box(I, bg, cfg.box_prior_threshold, cfg.box_prior_margin, cleanup=cfg.foreground_cleanup)
+        target_box = foreground_box(I, bg, cfg.box_prior_threshold, cfg.box_prior_margin, cleanup=cfg.foreground_cleanup,
+                                    shadow_chroma=cfg.shadow_chroma)
         terms["box_prior"] = box_prior_loss(out["box"].reshape(BV, 4), target_box)
         total = total + cfg.w_box_prior * terms["box_prior"]
 

@@ -125,7 +125,8 @@ class KeypointModel(nn.Module):
             (BV, 4) float32 box (s_x, s_y, u_x, u_y).
         """
         if self.cfg.detector_input == "img-bg-soft":
-            soft = foreground_soft(img, bg, self.cfg.box_prior_threshold, self.cfg.foreground_cleanup)
+            soft = foreground_soft(img, bg, self.cfg.box_prior_threshold, self.cfg.foreground_cleanup,
+                                   self.cfg.shadow_chroma)
             return self.detector(soft.to(img.dtype).expand(-1, 3, -1, -1))
         return self.detector(img)
 
@@ -156,7 +157,7 @@ class KeypointModel(nn.Module):
                                  f"{None if masks is None else tuple(masks.shape)}; use a data set with masks")
             gt = masks.reshape(BV, 1, H, W).float()
         if "img-bg" in (cfg.crop_source, cfg.keypoint_input):
-            fg = foreground_mask(img, bg, cfg.box_prior_threshold, cfg.foreground_cleanup)  # (BV, 1, H, W) in {0, 1}
+            fg = foreground_mask(img, bg, cfg.box_prior_threshold, cfg.foreground_cleanup, cfg.shadow_chroma)  # (BV, 1, H, W)
 
         if cfg.crop_source == "detector":
             box = self.detect(img, bg)  # (BV, 4) float32
@@ -174,7 +175,7 @@ class KeypointModel(nn.Module):
         if cfg.keypoint_input in ("gt-mask", "img-bg"):
             kp_input = geometry.crop_patches(gt if cfg.keypoint_input == "gt-mask" else fg, box.float(), P)
         elif cfg.keypoint_input == "img-bg-soft":
-            soft = foreground_soft(img, bg, cfg.box_prior_threshold, cfg.foreground_cleanup)  # (BV, 1, H, W) in [0, 1]
+            soft = foreground_soft(img, bg, cfg.box_prior_threshold, cfg.foreground_cleanup, cfg.shadow_chroma)  # (BV, 1, H, W)
             kp_input = geometry.crop_patches(soft, box.float(), P)
         elif cfg.keypoint_input == "rgb":
             kp_input = patch if cfg.keypoint_box_grad else patch.detach()

@@ -4,7 +4,8 @@ Per frame and view, a foreground mask is cropped square around the person, resiz
 flattened; the V views are concatenated, reduced by PCA (fitted on the training split) and probed
 like the keypoints (:mod:`kp3d.probes`). Two sources:
 
-- ``img-bg``: |I - B| > threshold with the median background B (no labels at all; the crop is taken
+- ``img-bg``: |I - B| > threshold with the median background B, cleaned and freed of shadows as the
+  model's ``foreground_cleanup`` and ``shadow_chroma`` say (no labels at all; the crop is taken
   between the 1% and 99% quantiles of the changed pixels, as the box prior does);
 - ``gt``: the ground-truth masks, where the data set has them (an oracle: what clean silhouettes hold).
 
@@ -50,14 +51,17 @@ def silhouette_patches(masks: torch.Tensor, size: int = 24, margin: float = 1.15
 
 @torch.no_grad()
 def silhouette_features(dataset, source: str = "img-bg", views=(0, 1, 2, 3), size: int = 24, threshold: float = 0.1,
-                        margin: float = 1.15, batch_size: int = 32, max_frames: int | None = None,
-                        progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                        margin: float = 1.15, cleanup: int = 0, shadow_chroma: float = 0.0, batch_size: int = 32,
+                        max_frames: int | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Silhouettes of every frame of a data set, views concatenated.
 
     Args:
         dataset: samples with ``images``, ``backgrounds`` (V, 3, H, W) and ``gt.joints_3d``
             (and ``gt.masks`` (V, 1, H, W) for ``source="gt"``).
         source: "img-bg" or "gt" (see the module docstring).
+        threshold, cleanup, shadow_chroma: the ``img-bg`` mask, :func:`kp3d.losses.foreground_mask`
+            (:func:`silhouette_baseline` passes the model's ``box_prior_threshold``,
+            ``foreground_cleanup`` and ``shadow_chroma``: the mask the model itself sees).
     Returns:
         features (T, V * S * S) float32 and joints (T, 17, 3) world mm.
     """
@@ -80,7 +84,8 @@ def silhouette_features(dataset, source: str = "img-bg", views=(0, 1, 2, 3), siz
                 raise ValueError("source='gt' needs ground-truth masks (gt.masks); this data set has none: use source='img-bg'")
             m, q = gt["masks"][:, sel].reshape(B * V, 1, H, W).float(), 1e-6
         else:
-            m = foreground_mask(img.reshape(B * V, 3, H, W), batch["backgrounds"][:, sel].reshape(B * V, 3, H, W), threshold)
+            m = foreground_mask(img.reshape(B * V, 3, H, W), batch["backgrounds"][:, sel].reshape(B * V, 3, H, W), threshold,
+                                cleanup, shadow_chroma)
             q = 0.01  # robust to sensor noise, as the box prior
         feats.append(silhouette_patches(m, size, margin, q).reshape(B, -1).numpy())
         joints.append(gt["joints_3d"].double().numpy())
@@ -107,10 +112,10 @@ def silhouette_baseline(cfg, train_ds, test_ds, sources=SOURCES, fractions=(1.0,
     for source in sources:
         if source == "gt" and not has_masks:  # no ground-truth masks here: the oracle row is simply absent
             continue
-        x_tr, j_tr = silhouette_features(train_ds, source, views, size, cfg.box_prior_threshold, cfg.box_prior_margin,
-                                         max_frames=max_frames, progress=progress)
-        x_te, j_te = silhouette_features(test_ds, source, views, size, cfg.box_prior_threshold, cfg.box_prior_margin,
-                                         max_frames=max_frames, progress=progress)
+        mask = dict(threshold=cfg.box_prior_threshold, margin=cfg.box_prior_margin, cleanup=cfg.foreground_cleanup,
+                    shadow_chroma=cfg.shadow_chroma, max_frames=max_frames, progress=progress)
+        x_tr, j_tr = silhouette_features(train_ds, source, views, size, **mask)
+        x_te, j_te = silhouette_features(test_ds, source, views, size, **mask)
         mu, comp = pca_fit(x_tr, min(pca, *x_tr.shape))
         z_tr, z_te = (x_tr - mu) @ comp, (x_te - mu) @ comp
         r = P.label_fraction_sweep(z_tr, P.pose_targets(j_tr), z_te, P.pose_targets(j_te), fractions, kinds,

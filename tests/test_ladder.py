@@ -129,6 +129,33 @@ def test_foreground_cleanup_reaches_crop_input_and_target(data, monkeypatch):
     assert seen == [3, 3]
 
 
+def test_shadow_chroma_reaches_every_use_of_img_bg(data, monkeypatch):
+    """Config.shadow_chroma reaches every use of |I - B| in the cpu-demo arrangement: the detector's
+    soft input, the keypoint head's soft input, the img-bg-mask target and the box prior."""
+    import kp3d.losses as losses
+    import kp3d.model as model_mod
+
+    seen: dict[str, list] = {"mask": [], "soft": [], "box": []}
+
+    def spy(kind, real, pos):
+        def f(*a, **k):
+            seen[kind].append(a[pos] if len(a) > pos else k.get("shadow_chroma", 0.0))
+            return real(*a, **k)
+        return f
+
+    for mod in (losses, model_mod):
+        for kind, name, pos in (("mask", "foreground_mask", 4), ("soft", "foreground_soft", 4), ("box", "foreground_box", 9)):
+            if hasattr(mod, name):
+                monkeypatch.setattr(mod, name, spy(kind, getattr(losses, name), pos))
+    cfg = rung_config("R3", "smoke", amp="none", batch_size=2, detector_input="img-bg-soft", keypoint_input="img-bg-soft",
+                      mask_target="img-bg-mask", w_box_prior=1.0, shadow_chroma=0.08)
+    b = _batch(data)
+    out = KeypointModel(cfg)(b["images"], b["backgrounds"], b["K"], b["R"], b["t"])
+    compute_losses(cfg, out, b, step=0)
+    assert len(seen["soft"]) >= 2 and seen["mask"] and seen["box"]  # detector and keypoint input; target; prior
+    assert all(c == 0.08 for v in seen.values() for c in v), seen
+
+
 def test_soft_img_bg_input_reaches_the_keypoint_head(data, monkeypatch):
     """keypoint_input="img-bg-soft": the head reads the soft |I - B| through the fixed crop (grey
     levels, not only 0 / 1), while the crop still comes from the binary mask."""
@@ -223,6 +250,20 @@ def test_silhouette_baseline_rows():
     rows = silhouette_baseline(cfg, tr, te, kinds=("linear",), size=8, pca=16, progress=False)
     assert {r["key"] for r in rows} == {"silhouette_img-bg", "silhouette_gt"}
     assert all(np.isfinite(r["mpjpe"]) for r in rows)
+
+
+def test_silhouettes_see_the_models_mask(monkeypatch):
+    """silhouette_baseline builds the img-bg silhouettes from the mask the model sees: its threshold,
+    foreground_cleanup and shadow_chroma."""
+    import kp3d.silhouettes as S
+
+    seen = []
+    real = S.foreground_mask
+    monkeypatch.setattr(S, "foreground_mask", lambda *a, **k: seen.append(a[2:5]) or real(*a, **k))
+    cfg = get_config("smoke", box_prior_threshold=0.05, foreground_cleanup=3, shadow_chroma=0.08)
+    tr = make_dataset(cfg, "train")
+    S.silhouette_baseline(cfg, tr, tr, sources=("img-bg",), kinds=("linear",), size=8, pca=8, max_frames=4, progress=False)
+    assert seen and set(seen) == {(0.05, 3, 0.08)}
 
 
 def test_rungs_are_runnable_configs():

@@ -11,7 +11,8 @@ from fakes import FakeMultiView
 from kp3d.config import get_config
 from kp3d.diagnostics import compute_diagnostics, fraction_inside, mask_iou, mean_pairwise_distance
 from kp3d.losses import (box_prior_loss, centering_loss, compute_losses, concentration_loss, coverage_loss, foreground_box,
-                         foreground_mask, foreground_soft, keypoint_weight, mask_loss, mask_target, perceptual_loss, pixel_loss, sigma_at)
+                         foreground_mask, foreground_soft, keypoint_weight, mask_loss, mask_target, perceptual_loss, pixel_loss, shadow_mask,
+                         sigma_at)
 from kp3d.model import KeypointModel
 from kp3d.perceptual import PerceptualFeatures, build_perceptual
 
@@ -288,6 +289,62 @@ def test_centering_keypoints_only_moves_keypoints_not_box():
 
     with pytest.raises(ValueError, match="both True"):
         get_config("smoke", centering_box_only=True, centering_keypoints_only=True)
+
+
+def _person_and_shadow():
+    """A grey floor; a red person (rows 4-20); its shadow on the floor (rows 20-28, the floor dimmed
+    to 55%, the synthetic set's shadow strength); a charcoal shoe as dark as 20% of the floor."""
+    bg = torch.full((1, 3, 32, 32), 0.6)
+    bg[:, 2] = 0.5  # a slightly blue-less floor: its chromaticity is not neutral
+    img = bg.clone()
+    img[:, :, 4:20, 12:20] = torch.tensor([0.8, 0.3, 0.2])[:, None, None]
+    img[:, :, 20:28, 8:24] = 0.55 * bg[:, :, 20:28, 8:24]
+    img[:, :, 19:21, 14:18] = 0.2 * bg[:, :, 19:21, 14:18]  # dark, with the floor's hue
+    return img, bg
+
+
+def test_shadow_mask_finds_the_floor_in_shadow_only():
+    """Config.shadow_chroma: the dimmed floor (same hue, darker) is shadow; the person (another hue)
+    and a very dark pixel (under SHADOW_MIN_BRIGHTNESS) are not; foreground_mask, foreground_soft
+    and foreground_box drop the shadow and keep the person."""
+    img, bg = _person_and_shadow()
+    sh = shadow_mask(img, bg, 0.08)
+    assert sh.shape == (1, 1, 32, 32) and sh.dtype == torch.bool
+    assert sh[0, 0, 22:28, 8:24].all() and not sh[0, 0, 4:20, 12:20].any()
+    assert not sh[0, 0, 19:21, 14:18].any()  # darker than any cast shadow: the person
+    assert not sh[0, 0, :4].any()  # the floor in light
+    raw = foreground_mask(img, bg, 0.05)
+    drop = foreground_mask(img, bg, 0.05, shadow_chroma=0.08)
+    assert raw[0, 0, 22:28, 8:24].all()  # |I - B| alone takes the shadow for the person
+    person = torch.zeros(32, 32)
+    person[4:20, 12:20] = 1
+    person[19:21, 14:18] = 1
+    torch.testing.assert_close(drop[0, 0], person)
+    torch.testing.assert_close(foreground_mask(img, bg, 0.05, cleanup=3, shadow_chroma=0.08)[0, 0], person)
+    soft = foreground_soft(img, bg, 0.05, shadow_chroma=0.08)
+    assert soft[0, 0, 22:28, 8:24].eq(0).all() and soft[0, 0, 4:20, 12:20].eq(1).all()
+    assert foreground_soft(img, bg, 0.05, cleanup=3, shadow_chroma=0.08)[0, 0, 22:28, 8:24].eq(0).all()
+    # the box prior's box: the person alone (rows 4-20), not person and shadow (rows 4-28)
+    box = foreground_box(img, bg, 0.05, margin=1.0, quantile=1e-6, shadow_chroma=0.08)
+    torch.testing.assert_close(box[0, :2], torch.tensor([17 / 32, 17 / 32]))
+    assert foreground_box(img, bg, 0.05, margin=1.0, quantile=1e-6)[0, 0] == pytest.approx(24 / 32)
+    # off (0) is the mask as before
+    assert torch.equal(foreground_mask(img, bg, 0.05, shadow_chroma=0.0), raw)
+
+
+def test_shadow_chroma_bad_input_is_refused():
+    img, bg = _person_and_shadow()
+    for bad in (-0.1, 2.0):
+        with pytest.raises(ValueError, match="shadow_chroma"):
+            get_config("smoke", shadow_chroma=bad)
+        with pytest.raises(ValueError, match="shadow_chroma"):
+            foreground_mask(img, bg, shadow_chroma=bad)
+    with pytest.raises(ValueError, match="chroma must be > 0"):
+        shadow_mask(img, bg, 0.0)
+    with pytest.raises(ValueError, match="shadow_mask: expected images"):
+        shadow_mask(img[:, :1], bg[:, :1], 0.08)
+    with pytest.raises(ValueError, match="shadow_mask: expected images"):
+        shadow_mask(img, bg[..., :16], 0.08)
 
 
 def test_foreground_soft_keeps_what_the_threshold_drops():
