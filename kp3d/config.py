@@ -162,6 +162,7 @@ class Config:
     w_centering: float = 1.0  # eta
     mask_target: str = "predicted"  # Table 6: "predicted" (M_p, the paper's default), "gt", "img-bg"
     #   (|I - B| scaled by its maximum); "img-bg-mask": |I - B| > box_prior_threshold, a binary mask
+    #   (cleaned and freed of the floor shadow as foreground_cleanup and shadow_chroma say)
     detach_mask_target: bool = True  # paper silent. True: Eq. 11/13 do not push the image decoder's
     #   mask M_p towards the keypoints' mask; M_p is learnt from reconstruction alone (SPEC section 8,
     #   failure mode 4: the mask shrinks when keypoint losses reach it).

@@ -332,7 +332,8 @@ def mask_target(cfg: Config, out: dict, batch: dict) -> torch.Tensor:
     - "predicted": the image decoder's own mask M_p (detached when ``cfg.detach_mask_target``);
     - "gt": the ground-truth mask ``batch["gt"]["masks"]`` cropped with the predicted box;
     - "img-bg": |I - B| averaged over channels, divided by its per-image maximum, cropped;
-    - "img-bg-mask": |I - B| > ``cfg.box_prior_threshold`` (binary), cropped.
+    - "img-bg-mask": |I - B| > ``cfg.box_prior_threshold`` (binary; with ``cfg.foreground_cleanup`` and
+      ``cfg.shadow_chroma`` as :func:`foreground_mask` says), cropped.
     """
     P = cfg.patch_size
     BV = out["box"].shape[0] * out["box"].shape[1]
