@@ -198,17 +198,30 @@ def foreground_mask(images: torch.Tensor, backgrounds: torch.Tensor, threshold: 
     check_cleanup(cleanup, "foreground_mask: cleanup")
     check_shadow_chroma(shadow_chroma, "foreground_mask: shadow_chroma")
     with torch.no_grad():
-        m = (images.float() - backgrounds.float()).abs().mean(1, keepdim=True) > threshold
-        if shadow_chroma:
-            m &= ~shadow_mask(images, backgrounds, shadow_chroma)
-        m = m.float()
-        if cleanup:
-            def dilate(x: torch.Tensor) -> torch.Tensor:
-                return torch.nn.functional.max_pool2d(x, cleanup, 1, cleanup // 2)
+        diff, shadow = _difference_and_shadow(images, backgrounds, shadow_chroma)
+        return _hard_mask(diff, shadow, threshold, cleanup)
 
-            m = -dilate(-dilate(m))  # closing: dilate, then erode (= dilate the complement)
-            m = dilate(-dilate(-m))  # opening: erode, then dilate
-        return m
+
+def _difference_and_shadow(images: torch.Tensor, backgrounds: torch.Tensor,
+                           shadow_chroma: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Mean over RGB of |I - B| (B, 1, H, W), and :func:`shadow_mask` (None when ``shadow_chroma`` is 0)."""
+    diff = (images.float() - backgrounds.float()).abs().mean(1, keepdim=True)
+    return diff, (shadow_mask(images, backgrounds, shadow_chroma) if shadow_chroma else None)
+
+
+def _hard_mask(diff: torch.Tensor, shadow: torch.Tensor | None, threshold: float, cleanup: int) -> torch.Tensor:
+    """``diff > threshold`` without the ``shadow`` pixels, closed then opened with a ``cleanup`` square."""
+    m = diff > threshold
+    if shadow is not None:
+        m &= ~shadow
+    m = m.float()
+    if cleanup:
+        def dilate(x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.max_pool2d(x, cleanup, 1, cleanup // 2)
+
+        m = -dilate(-dilate(m))  # closing: dilate, then erode (= dilate the complement)
+        m = dilate(-dilate(-m))  # opening: erode, then dilate
+    return m
 
 
 def foreground_soft(images: torch.Tensor, backgrounds: torch.Tensor, threshold: float = 0.1,
@@ -236,12 +249,15 @@ def foreground_soft(images: torch.Tensor, backgrounds: torch.Tensor, threshold: 
                          f"{tuple(images.shape)} and {tuple(backgrounds.shape)}")
     if not threshold > 0:
         raise ValueError(f"foreground_soft: threshold must be > 0, got {threshold}")
-    with torch.no_grad():
-        soft = ((images.float() - backgrounds.float()).abs().mean(1, keepdim=True) / threshold).clamp(0, 1)
-        if shadow_chroma:
-            soft = soft.masked_fill(shadow_mask(images, backgrounds, shadow_chroma), 0.0)
+    check_cleanup(cleanup, "foreground_soft: cleanup")
+    check_shadow_chroma(shadow_chroma, "foreground_soft: shadow_chroma")
+    with torch.no_grad():  # |I - B| and the shadow once, for the grey levels and the cleaned mask alike
+        diff, shadow = _difference_and_shadow(images, backgrounds, shadow_chroma)
+        soft = (diff / threshold).clamp(0, 1)
+        if shadow is not None:
+            soft = soft.masked_fill(shadow, 0.0)
         if cleanup:
-            soft = torch.maximum(soft, foreground_mask(images, backgrounds, threshold, cleanup, shadow_chroma))
+            soft = torch.maximum(soft, _hard_mask(diff, shadow, threshold, cleanup))
         return soft
 
 

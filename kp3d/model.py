@@ -116,17 +116,22 @@ class KeypointModel(nn.Module):
         (the keypoint losses then never reach the shared encoder)."""
         return latent if self.cfg.keypoint_encoder_grad else latent.detach()
 
-    def detect(self, img: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
+    def soft_foreground(self, img: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
+        """The soft |I - B| of the config (threshold, cleanup, shadow test): (BV, 3, H, W) -> (BV, 1, H, W)."""
+        cfg = self.cfg
+        return foreground_soft(img, bg, cfg.box_prior_threshold, cfg.foreground_cleanup, cfg.shadow_chroma)
+
+    def detect(self, img: torch.Tensor, bg: torch.Tensor, soft: torch.Tensor | None = None) -> torch.Tensor:
         """The detector's box from what ``cfg.detector_input`` names.
 
         Args:
             img, bg: (BV, 3, H, W) frames and their backgrounds in [0, 1].
+            soft: (BV, 1, H, W) :meth:`soft_foreground` of them when the caller has it already.
         Returns:
             (BV, 4) float32 box (s_x, s_y, u_x, u_y).
         """
         if self.cfg.detector_input == "img-bg-soft":
-            soft = foreground_soft(img, bg, self.cfg.box_prior_threshold, self.cfg.foreground_cleanup,
-                                   self.cfg.shadow_chroma)
+            soft = self.soft_foreground(img, bg) if soft is None else soft
             return self.detector(soft.to(img.dtype).expand(-1, 3, -1, -1))
         return self.detector(img)
 
@@ -158,9 +163,11 @@ class KeypointModel(nn.Module):
             gt = masks.reshape(BV, 1, H, W).float()
         if "img-bg" in (cfg.crop_source, cfg.keypoint_input):
             fg = foreground_mask(img, bg, cfg.box_prior_threshold, cfg.foreground_cleanup, cfg.shadow_chroma)  # (BV, 1, H, W)
+        # the soft |I - B| once: the detector reuses the keypoint head's input
+        soft = self.soft_foreground(img, bg) if cfg.keypoint_input == "img-bg-soft" else None  # (BV, 1, H, W)
 
         if cfg.crop_source == "detector":
-            box = self.detect(img, bg)  # (BV, 4) float32
+            box = self.detect(img, bg, soft)  # (BV, 4) float32
         elif cfg.crop_source == "gt-mask":  # the mask's whole extent (no quantile cut)
             box = mask_box(gt, cfg.box_prior_margin, quantile=1e-6)
         else:  # the box prior's box: 1-99% quantiles of the changed pixels
@@ -175,7 +182,6 @@ class KeypointModel(nn.Module):
         if cfg.keypoint_input in ("gt-mask", "img-bg"):
             kp_input = geometry.crop_patches(gt if cfg.keypoint_input == "gt-mask" else fg, box.float(), P)
         elif cfg.keypoint_input == "img-bg-soft":
-            soft = foreground_soft(img, bg, cfg.box_prior_threshold, cfg.foreground_cleanup, cfg.shadow_chroma)  # (BV, 1, H, W)
             kp_input = geometry.crop_patches(soft, box.float(), P)
         elif cfg.keypoint_input == "rgb":
             kp_input = patch if cfg.keypoint_box_grad else patch.detach()
