@@ -454,13 +454,39 @@ def check_calibration(data: str, calibration: str | Path | None) -> str | None:
     return str(calibration)
 
 
+def synthetic_options(data: str) -> dict | None:
+    """The :class:`SyntheticConfig` fields a ``"synthetic[?seed=N]"`` data name sets; None for other data.
+
+    ``seed`` renders the embedded set anew (bodies, clothing, rooms, motions): ``synthetic?seed=3``
+    is the validation render settings are chosen on, while ``synthetic`` (seed 0) holds the test
+    subjects that results are reported on (docs/recipe.md, "Validation protocol"). Each seed has its
+    own cache folder (the seed is part of the cache key).
+
+    Example:
+        >>> synthetic_options("synthetic?seed=3"), synthetic_options("synthetic"), synthetic_options("h36m:/x")
+        ({'seed': 3}, {}, None)
+    """
+    name, sep, query = str(data).partition("?")
+    if name != "synthetic":
+        return None
+    out: dict = {}
+    for item in (query.split("&") if sep else []):
+        key, eq, value = (s.strip() for s in item.partition("="))
+        if key != "seed" or not eq or not re.fullmatch(r"\d+", value):
+            raise ValueError(f"data={data!r}: {item!r} is not a synthetic option; the one option is the render's "
+                             f"data seed, e.g. 'synthetic?seed=3' (an integer >= 0)")
+        out["seed"] = int(value)
+    return out
+
+
 def make_dataset(data: str = "synthetic", profile: str = "cpu-demo", split: str = "train",
                  calibration: str | Path | None = None, **overrides) -> Dataset:
     """The data set named by ``data`` at the sizes of ``profile``.
 
     Args:
-        data: "synthetic", "h36m:/path/to/root", "3dhp:/path/to/root" or "rig:/path/to/folder"
-            (a user's own rig, ``data_utils.rig``).
+        data: "synthetic" (or "synthetic?seed=N", the embedded set rendered with data seed N,
+            :func:`synthetic_options`), "h36m:/path/to/root", "3dhp:/path/to/root" or
+            "rig:/path/to/folder" (a user's own rig, ``data_utils.rig``).
         profile: a kp3d profile (sets the synthetic preset; the image size of real data defaults to
             ``kp3d.config.get_config(profile).image_size``).
         split: "train", "test" or "all".
@@ -474,7 +500,12 @@ def make_dataset(data: str = "synthetic", profile: str = "cpu-demo", split: str 
 
     check_profile(profile)
     calibration = check_calibration(data, calibration)
-    if data == "synthetic":
+    options = synthetic_options(data)
+    if options is not None:
+        for key, value in options.items():
+            if key in overrides and overrides[key] != value:
+                raise ValueError(f"data={data!r} sets {key}={value} but {key}={overrides[key]} was also given: name it once")
+            overrides[key] = value
         ds_kw = {k: overrides.pop(k) for k in ("frame_step", "progress") if k in overrides}
         return SyntheticDataset(SyntheticConfig.for_profile(profile, **overrides), split, **ds_kw)
     kind, sep, path = data.partition(":")

@@ -39,6 +39,11 @@ BACKBONES = ("tiny", "resnet18", "resnet34", "resnet50")
 LOSS_REDUCTIONS = ("mean", "sum")
 
 
+def is_synthetic(data: str) -> bool:
+    """Whether ``data`` names the embedded synthetic set: "synthetic" or "synthetic?seed=N"."""
+    return str(data).partition("?")[0] == "synthetic"
+
+
 def check_cleanup(k: int, name: str = "cleanup") -> None:
     """Raise unless ``k`` is a valid ``Config.foreground_cleanup``: 0 (off) or an odd kernel size >= 3."""
     if k and (k < 3 or k % 2 == 0):
@@ -54,10 +59,11 @@ def check_shadow_chroma(c: float, name: str = "shadow_chroma") -> None:
 # Fields removed because they were off in every profile and moved nothing (docs/recipe.md keeps
 # their runs: w_concentration S3/N32c/MD8c, keypoint_encoder_grad_scale S2, keypoint_encoder
 # "separate" S1b, encoder_pool "flatten" G2, mask_decoder_hidden MD8, box_prior_augment in the
-# ladder's detector runs), with their neutral values: older checkpoints that carry them at these
-# values still load.
+# ladder's detector runs, mask_init_bias in the M_p rungs), with their neutral values: older
+# checkpoints that carry them at these values still load.
 REMOVED_FIELDS: dict[str, Any] = {"w_concentration": 0.0, "keypoint_encoder_grad_scale": 1.0, "keypoint_encoder": "shared",
-                                  "encoder_pool": "avg", "mask_decoder_hidden": 1, "box_prior_augment": 0.0}
+                                  "encoder_pool": "avg", "mask_decoder_hidden": 1, "box_prior_augment": 0.0,
+                                  "mask_init_bias": 0.0}
 
 
 @dataclass
@@ -66,7 +72,7 @@ class Config:
 
     # --- run ---------------------------------------------------------------------------------
     profile: str = "paper-h36m"
-    data: str = "synthetic"  # "synthetic" | "h36m:/path" | "3dhp:/path" | "rig:/path" (data_utils.datasets)
+    data: str = "synthetic"  # "synthetic[?seed=N]" | "h36m:/path" | "3dhp:/path" | "rig:/path" (data_utils.datasets)
     calibration: str = ""  # rig only: calibration file (TOML / OpenCV YAML or JSON / H36M JSON);
     #   "" = the calibration.{toml,yml,yaml,json} inside the rig folder (docs/own_rig.md)
     seed: int = 0
@@ -113,8 +119,9 @@ class Config:
     #   a spatial transformer usually starts at identity; 0.75 keeps the person inside with margin)
     box_min_scale: float = 0.1  # s is squashed into [box_min_scale, 1] so the box never degenerates
 
-    mask_init_bias: float = 0.0  # initial bias of the image decoder's mask logit (0: M_p starts at
-    #   about 0.5; paper silent). > 0 starts with the decoded patch shown, so the decoder gets gradient.
+    mask_oracle: bool = False  # diagnosis only, never in a profile (ladder rung M0): M_p is also trained
+    #   against the ground-truth mask (binary cross-entropy): the IoU the decoder reaches at this size
+    #   and number of steps with a perfect target, the ceiling of the unsupervised M_p.
 
     # --- losses (Eq. 10-15) --------------------------------------------------------------------
     use_perceptual_loss: bool = True  # beta term of Eq. 10
@@ -127,9 +134,10 @@ class Config:
     #   background already explains most pixels); then D_p gets no gradient and M stays 0 (SPEC
     #   section 8, failure mode 4, seen on the synthetic data in the first 250 steps). With it the
     #   decoder keeps learning the patch and M opens where D_p explains the image better than B.
-    patch_loss_warmup_only: bool = False  # True: w_patch applies only during the reconstruction-only
-    #   warm-up. docs/recipe.md r5: kept on afterwards, the auxiliary term rewards ever larger boxes
-    #   (more background for the decoder to copy; box 0.76 -> 0.96), switched off the box stays put.
+    patch_loss_warmup_only: bool = False  # True: w_patch applies only in the first warmup_iters steps,
+    #   in a reconstruction-only run too. docs/recipe.md r5: kept on afterwards, the auxiliary term
+    #   rewards ever larger boxes (box 0.76 -> 0.96), and it holds M_p near 0.5 over the background
+    #   (IoU 0.50 against 0.66 on the validation render: "The paper's own mask M_p", rung Ma).
     w_box_prior: float = 0.0  # NOT in the paper: weight of an L1 pull of the detector's box towards a
     #   square box around |I - B| > box_prior_threshold (kp3d.losses.foreground_box), i.e. towards
     #   the person as median-background subtraction sees it. docs/recipe.md: from reconstruction alone
@@ -244,7 +252,7 @@ class Config:
         for name in ("encoder", "detector"):
             if getattr(self, name) not in BACKBONES:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {BACKBONES}")
-        if self.synthetic_frames < 0 or (self.synthetic_frames and self.data != "synthetic"):
+        if self.synthetic_frames < 0 or (self.synthetic_frames and not is_synthetic(self.data)):
             raise ValueError(f"synthetic_frames={self.synthetic_frames} with data={self.data!r}: it sets the size of the "
                              f"embedded synthetic set (frames per subject, >= 1); use 0 for other data")
         if self.detector_pool not in ("avg", "flatten"):
@@ -263,6 +271,9 @@ class Config:
             if bad or self.reconstruction_only:
                 raise ValueError(f"image_reconstruction=False without the image decoder cannot use {', '.join(bad) or 'reconstruction_only'}:"
                                  f" use a fixed crop_source, a keypoint_input read from the patch and a mask_target from the data")
+        if self.mask_oracle and not self.image_reconstruction:
+            raise ValueError("mask_oracle=True fits the image decoder's mask M_p, but image_reconstruction=False has no decoder: "
+                             "set image_reconstruction=True (ladder rung M0)")
         if self.mask_target not in MASK_TARGETS:
             raise ValueError(f"mask_target={self.mask_target!r}: expected one of {MASK_TARGETS}")
         if self.loss_reduction not in LOSS_REDUCTIONS:

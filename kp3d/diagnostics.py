@@ -6,7 +6,9 @@
 - ``kp_in_gt_mask``: the same against the ground-truth mask (only when the batch has ``gt``).
 - ``reproj_err_px``: mean distance between soft-argmax and reprojected keypoints, full-image pixels
   (multi-view consistency: small = the views agree).
-- ``mask_iou_gt``: IoU of the un-cropped decoder mask (M > 0.5) with the GT mask.
+- ``mask_iou_gt``: IoU of the un-cropped decoder mask (M > 0.5) with the GT mask (mean over views);
+  ``mask_precision_gt`` / ``mask_recall_gt``: its precision and recall, pooled over the batch's views
+  (``kp3d.mask_figures`` measures the same over a whole split).
 - ``pred_mask_frac``: mean of M_p (the mask shrinking to nothing is failure mode 4).
 - ``box_scale``: mean (s_x + s_y) / 2.
 
@@ -76,7 +78,11 @@ def compute_diagnostics(out: dict, batch: dict) -> dict[str, float]:
     gt_masks = batch.get("gt", {}).get("masks") if isinstance(batch.get("gt"), dict) else None
     if gt_masks is not None:
         H, W = gt_masks.shape[-2:]
-        res["mask_iou_gt"] = float(mask_iou(out["mask"].reshape(BV, 1, H, W), gt_masks.reshape(BV, 1, H, W)))
+        m, g = out["mask"].reshape(BV, 1, H, W) > 0.5, gt_masks.reshape(BV, 1, H, W) > 0.5
+        res["mask_iou_gt"] = float(mask_iou(m.float(), g.float()))
+        inter = float((m & g).sum())  # pooled over the batch's views, as kp3d.mask_figures
+        res["mask_precision_gt"] = inter / max(float(m.sum()), 1.0)
+        res["mask_recall_gt"] = inter / max(float(g.sum()), 1.0)
     if "kp2d_reproj" in out:
         xr = out["kp2d_reproj"].reshape(BV, -1, 2)
         xs = out["kp2d"].reshape(BV, -1, 2)

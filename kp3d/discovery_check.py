@@ -27,6 +27,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -241,7 +242,9 @@ def main(argv=None) -> int:
     from kp3d.cli import add_debug_flag, report_errors
 
     ap = argparse.ArgumentParser(prog="python -m kp3d.discovery_check", description=__doc__.splitlines()[0])
-    ap.add_argument("export")
+    ap.add_argument("export", help="an export .npz, or a run dir / checkpoint to export first (all frames; see --data)")
+    ap.add_argument("--data", default=None, help="with a run dir or checkpoint: export it on this data set, e.g. "
+                    "synthetic?seed=3 (the validation render); default: the data it trained on")
     ap.add_argument("--latent-export", default=None, help="export of a reconstruction-only model (Table 4 row 1)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     ap.add_argument("--no-probes", action="store_true")
@@ -250,10 +253,21 @@ def main(argv=None) -> int:
 
 
 def _main(args) -> int:
-    from kp3d.export import REQUIRED_KEYS, load_export
+    from kp3d.export import REQUIRED_KEYS, export_once, load_export
 
+    path = Path(args.export)
+    if path.suffix != ".npz":  # a run dir or a checkpoint: export it first, beside it, named by the data
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist: give an export .npz, a run dir or a checkpoint")
+        tag = "".join(c if c.isalnum() else "-" for c in (args.data or "own-data"))
+        path = export_once(path, (path if path.is_dir() else path.parent) / f"discovery_export_{tag}.npz", data=args.data)
+    elif args.data is not None:
+        raise ValueError(f"--data {args.data} needs a run dir or checkpoint to export; {path} is an export already "
+                         f"(made on {_config(load_export(path)).get('data', '?')!r})")
     latent = load_export(args.latent_export, require=REQUIRED_KEYS) if args.latent_export else None
-    res = check_discovery(load_export(args.export, require=REQUIRED_KEYS), latent, with_probes=not args.no_probes)
+    ex = load_export(path, require=REQUIRED_KEYS)
+    print(f"{path}: data {_config(ex).get('data', '?')!r}")
+    res = check_discovery(ex, latent, with_probes=not args.no_probes)
     print(format_report(res))
     if args.json:
         with open(args.json, "w") as f:

@@ -47,7 +47,9 @@ from typing import Any, Iterable
 import numpy as np
 
 from kp3d import probes as P
+from data_utils.datasets import synthetic_options
 from kp3d.baselines import encoder_features, supervised_upper_bound, untrained_baseline
+from kp3d.config import is_synthetic
 from kp3d.results import PAPER_RESULTS, plot_fraction_curves, results_markdown, summary, write_results
 from kp3d.lifter import LifterConfig, lift, lifter_config, train_lifter
 
@@ -332,6 +334,8 @@ def _smoke_name(data: str, calibration: str) -> str:
     """File stem of the fallback smoke model: ``smoke`` on the synthetic set, keyed by data otherwise."""
     if data == "synthetic":
         return "smoke"
+    if is_synthetic(data):  # another render of the embedded set: "synthetic?seed=3" -> smoke-synthetic-seed3
+        return "smoke-synthetic-" + "-".join(f"{k}{v}" for k, v in synthetic_options(data).items())
     import hashlib
 
     key = hashlib.sha1(json.dumps([*_data_key(data), calibration]).encode()).hexdigest()[:8]

@@ -127,12 +127,30 @@ def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"
     arrays["subject"] = np.asarray(cols["subject"], dtype=str)
     arrays["split"] = np.asarray(cols["split"], dtype=str)
     arrays["frame"] = np.asarray(cols["frame"], dtype=np.int64)
-    arrays["config_json"] = np.asarray(cfg.to_json())
+    arrays["config_json"] = np.asarray(data_cfg.to_json())  # names the data the rows come from
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.stem + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     tmp.replace(out_path)
     return out_path
+
+
+def export_once(checkpoint: str | Path, out_path: str | Path, data: str | None = None, crop_source: str | None = None,
+                progress: bool = False) -> Path:
+    """:func:`export` over all frames (train + test) of ``data`` (None: the checkpoint's), through
+    ``crop_source`` (None: the checkpoint's), unless ``out_path`` already holds exactly that export.
+
+    An existing file is reused only when its recorded configuration (with the data and crop it was
+    made on) is the one asked for now; otherwise it is replaced, and the replacement is said.
+    """
+    out_path = Path(out_path)
+    _, cfg = load_model(checkpoint, map_location="cpu")
+    want = cfg.replace(**{k: v for k, v in (("data", data), ("crop_source", crop_source)) if v is not None}).to_json()
+    if out_path.exists():
+        if str(load_export(out_path).get("config_json", "")) == want:
+            return out_path
+        print(f"{out_path} was exported from another configuration or data: exporting again")
+    return export(checkpoint, out_path, overwrite=True, progress=progress, crop_source=crop_source, data=data)
 
 
 # arrays every export has (:func:`export`); a file without them was made by something else

@@ -13,6 +13,10 @@ is the one of :mod:`kp3d.train`. A rung is climbed only when the rung below hold
 - ``R2``: from pixels: the crop of R1, the image decoder trained on the RGB patch, and the keypoint
   head reading the decoder's own mask M_p; target M_p.
 - ``R3``: the full model, the cpu-demo profile.
+- ``Ma`` / ``Mb``: the image decoder's mask M_p from reconstruction alone (Eq. 10, no keypoint path),
+  through R1's fixed crop / through the learned detector; ``M0``: Ma with M_p also fitted to the
+  ground-truth mask (an oracle: the IoU the decoder can reach at this size). Measured with
+  ``python -m kp3d.ladder masks RUN_DIR``.
 
 :func:`measure` probes an exported rung beside its baselines (mean pose, the same network
 untrained, its own latent) with the figures of :mod:`kp3d.discovery_check`.
@@ -22,6 +26,8 @@ Usage:
     python -m kp3d.ladder measure outputs/ladder/R0 --json outputs/ladder/R0.json
     python -m kp3d.ladder measure outputs/ladder/R3 --crop-source img-bg   # R3 through the box prior's crop
     python -m kp3d.ladder measure outputs/ladder/R3s1 --no-untrained       # without the untrained network
+    python -m kp3d.ladder measure outputs/ladder/R3 --data "synthetic?seed=3"  # on the validation render
+    python -m kp3d.ladder masks outputs/ladder/Ma --data "synthetic?seed=3"    # M_p and |I - B| against the GT mask
 
 Example:
     >>> rung_config("R0").keypoint_input
@@ -36,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from kp3d.config import CROP_SOURCES, Config, get_config
+from kp3d.mask_figures import format_mask_figures
 
 # What each rung changes on top of the cpu-demo profile. The bottleneck rungs train only the
 # keypoint path: 8 frames x 4 views, sigma 0.3 -> 0.1 over 1,000 steps, mask MSE + 0.01 coverage.
@@ -49,6 +56,11 @@ RUNGS: dict[str, dict[str, Any]] = {
     "R1": dict(_BOTTLENECK, crop_source="img-bg", keypoint_input="img-bg", mask_target="img-bg-mask"),
     "R2": dict(crop_source="img-bg", keypoint_input="pred-mask", mask_target="predicted", w_box_prior=0.0),
     "R3": {},
+    # the image decoder's mask M_p, reconstruction alone (no keypoint path): through R1's fixed crop
+    # (Ma), through the learned detector (Mb), and Ma with M_p also fitted to the GT mask (M0, oracle)
+    "Ma": dict(reconstruction_only=True, crop_source="img-bg", w_box_prior=0.0),
+    "Mb": dict(reconstruction_only=True),
+    "M0": dict(reconstruction_only=True, crop_source="img-bg", w_box_prior=0.0, mask_oracle=True),
 }
 
 
@@ -60,19 +72,23 @@ def rung_config(rung: str, profile: str = "cpu-demo", **overrides: Any) -> Confi
     return get_config(profile, **{**RUNGS[rung], **overrides})
 
 
-def _export_once(checkpoint: Path, out: Path, cfg_json: str, crop_source: str | None = None) -> dict:
-    """Export a checkpoint over all frames (train + test) to ``out``, through ``crop_source`` (None: the
-    checkpoint's crop), reusing ``out`` only when it was written from the same configuration (a stale
-    export is replaced, with a message)."""
-    from kp3d.export import export, load_export
+def _export_once(checkpoint: Path, out: Path, crop_source: str | None = None, data: str | None = None) -> dict:
+    """:func:`kp3d.export.export_once` of ``checkpoint`` to ``out``, loaded."""
+    from kp3d.export import export_once, load_export
 
-    if out.exists():
-        ex = load_export(out)
-        if str(ex.get("config_json", "")) == cfg_json:
-            return ex
-        print(f"{out} was exported with another configuration: exporting again")
-    export(checkpoint, out, overwrite=True, progress=False, crop_source=crop_source)
-    return load_export(out)
+    return load_export(export_once(checkpoint, out, data=data, crop_source=crop_source))
+
+
+def data_tag(data: str | None, trained_on: str) -> str:
+    """A file-name tag for measuring on ``data`` rather than the data the run trained on ("" when the same).
+
+    Example:
+        >>> data_tag("synthetic?seed=3", "synthetic"), data_tag(None, "synthetic")
+        ('_data-synthetic-seed3', '')
+    """
+    if data is None or data == trained_on:
+        return ""
+    return "_data-" + "".join(c if c.isalnum() else "-" for c in data.replace("?", "-").replace("=", "")).strip("-")
 
 
 def untrained_checkpoint(cfg: Config, run_dir: Path) -> Path:
@@ -128,7 +144,8 @@ def box_figures(ex: dict, cfg: Config, split: str = "test") -> dict:
             "centre_offset": {"median": float(np.median(offset)), "p90": float(np.percentile(offset, 90))}}
 
 
-def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str | None = None) -> dict:
+def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str | None = None, data: str | None = None,
+            with_masks: bool = True) -> dict:
     """Export a trained rung and measure it on the test subjects beside its baselines.
 
     ``crop_source`` evaluates the trained network (and the untrained one) through another crop than
@@ -140,7 +157,9 @@ def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str |
     ``tracking`` (median R^2 of :func:`kp3d.discovery_check.pose_tracking`), ``untrained``
     (ridge and MLP of the same network untrained, same probes; with ``with_untrained``) and, when
     the export's crop is the detector's, ``boxes`` (:func:`box_figures` on the training and the test
-    subjects). MPJPE in mm.
+    subjects). MPJPE in mm. ``data`` measures on another data set than the run trained on (e.g.
+    ``"synthetic?seed=3"``, the validation render; the probes are fitted on its training split and
+    measured on its test split); ``masks`` (:func:`mask_run`) holds the mask figures on its test views.
     """
     from kp3d import checkpoint as ckpt_io
     from kp3d.discovery_check import geometry_figures, pose_tracking, probe_figures
@@ -152,21 +171,65 @@ def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str |
     state = ckpt_io.load_checkpoint(last)
     trained = cfg = Config.from_dict(state["config"])
     step = int(state["step"])
-    tag = ""
+    tag = data_tag(data, trained.data)
+    if tag:
+        cfg = cfg.replace(data=data)  # the export's config_json names the data measured
     if crop_source is not None and crop_source != cfg.crop_source:
-        cfg, tag = cfg.replace(crop_source=crop_source), f"_crop-{crop_source}"  # validated here, before exporting
-    ex = _export_once(last, run_dir / f"export_step{step:07d}{tag}.npz", cfg.to_json(), crop_source)
+        cfg, tag = cfg.replace(crop_source=crop_source), f"{tag}_crop-{crop_source}"  # validated here, before exporting
+    ex = _export_once(last, run_dir / f"export_step{step:07d}{tag}.npz", crop_source, data)
     probes = probe_figures(ex, latent_export=ex)
-    res = {"run_dir": str(run_dir), "step": step, "crop_source": cfg.crop_source, "geometry": geometry_figures(ex), "probes": probes,
-           "tracking": {"median_r2": pose_tracking(ex)["median_r2"]}}
+    res = {"run_dir": str(run_dir), "step": step, "data": cfg.data, "crop_source": cfg.crop_source, "geometry": geometry_figures(ex),
+           "probes": probes, "tracking": {"median_r2": pose_tracking(ex)["median_r2"]}}
     if cfg.crop_source == "detector":
         res["boxes"] = {split: box_figures(ex, cfg, split) for split in ("train", "test")}
+    if with_masks:
+        res["masks"] = mask_run(run_dir, data=data, crop_source=crop_source)
     if with_untrained:
-        ex0 = _export_once(untrained_checkpoint(trained, run_dir), run_dir / "untrained" / f"export{tag}.npz", cfg.to_json(),
-                           crop_source)
+        ex0 = _export_once(untrained_checkpoint(trained, run_dir), run_dir / "untrained" / f"export{tag}.npz", crop_source, data)
         p0 = probe_figures(ex0)
         res["untrained"] = {k: p0[k] for k in ("ridge", "mlp", "ridge_ratio", "mlp_ratio")}
     return res
+
+
+def mask_run(run_dir: str | Path, data: str | None = None, split: str = "test", every: int = 8,
+             crop_source: str | None = None) -> dict:
+    """The mask figures (:func:`kp3d.mask_figures.mask_figures`) of a run's newest checkpoint on every
+    ``every``-th frame of ``split`` of ``data`` (None: the data it trained on): M_p against the GT
+    mask beside |I - B| raw and cleaned, on the same views."""
+    from kp3d import checkpoint as ckpt_io
+    from kp3d.mask_figures import mask_figures
+    from kp3d.train import make_dataset
+
+    run_dir = Path(run_dir)
+    last = ckpt_io.latest_checkpoint(run_dir)
+    if last is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint: train it first (python -m kp3d.ladder train RUNG --run-dir {run_dir})")
+    model, cfg = ckpt_io.load_model(last, map_location="cpu")
+    if crop_source is not None and crop_source != cfg.crop_source:
+        cfg = model.cfg = cfg.replace(crop_source=crop_source)
+    data_cfg = cfg.replace(data=data) if data is not None else cfg
+    res = mask_figures(model, make_dataset(data_cfg, split), cfg, every=every)
+    res.update({"data": data_cfg.data, "split": split, "every": every, "step": int(ckpt_io.load_checkpoint(last)["step"])})
+    return res
+
+
+# Table 6's targets and the mask of kp3d.mask_figures each is scored by (the GT target is the GT)
+TARGET_MASKS = {"predicted": "pred", "gt": None, "img-bg": "img-bg", "img-bg-mask": "img-bg-cleaned"}
+
+
+def table6_row(res: dict) -> dict:
+    """One row of Table 6 from :func:`measure` (with masks) of a run: its target and seed, the probes
+    (mm and x the mean pose), the share of keypoints on the GT mask and the target's IoU with the GT."""
+    from kp3d import checkpoint as ckpt_io
+
+    run_cfg = Config.from_dict(ckpt_io.load_checkpoint(ckpt_io.latest_checkpoint(res["run_dir"]))["config"])
+    p, key = res["probes"], TARGET_MASKS[run_cfg.mask_target]
+    return {"target": run_cfg.mask_target, "seed": run_cfg.seed, "keypoint_input": run_cfg.keypoint_input,
+            "run_dir": res["run_dir"], "step": res["step"], "data": res.get("data"), "mean_pose": p["mean_pose"]["mpjpe"],
+            "ridge": p["ridge"]["mpjpe"], "ridge_ratio": p["ridge_ratio"], "mlp": p["mlp"]["mpjpe"], "mlp_ratio": p["mlp_ratio"],
+            "n_mpjpe": p["mlp"]["n_mpjpe"], "p_mpjpe": p["mlp"]["p_mpjpe"], "latent_mlp": p["latent_mlp"]["mpjpe"],
+            "on_gt_mask": res["geometry"].get("in_gt_mask"), "target_iou": 1.0 if key is None else res["masks"][key]["iou"],
+            "pred_mask_iou": res["masks"]["pred"]["iou"]}
 
 
 def format_measure(res: dict) -> str:
@@ -174,7 +237,7 @@ def format_measure(res: dict) -> str:
     p, g = res["probes"], res["geometry"]
     mp = p["mean_pose"]["mpjpe"]
     lines = [f"{res['run_dir']} at step {res['step']}: {g['frames']} test frames x {g['views']} views, {g['keypoints']} keypoints"
-             f"{', crop ' + res['crop_source'] if 'crop_source' in res else ''}",
+             f"{', crop ' + res['crop_source'] if 'crop_source' in res else ''}{', data ' + res['data'] if 'data' in res else ''}",
              f"  mean pose                 {mp:6.1f} mm",
              f"  3D keypoints   ridge {p['ridge']['mpjpe']:6.1f} ({p['ridge_ratio']:.2f}x)   MLP {p['mlp']['mpjpe']:6.1f} "
              f"({p['mlp_ratio']:.2f}x)   N-MPJPE {p['mlp']['n_mpjpe']:.1f}  P-MPJPE {p['mlp']['p_mpjpe']:.1f}"]
@@ -191,6 +254,8 @@ def format_measure(res: dict) -> str:
         lines.append(f"  detector box / box prior's on {split:5s}: side {b['size_ratio']['median']:.2f}x "
                      f"(p10 {b['size_ratio']['p10']:.2f}, p90 {b['size_ratio']['p90']:.2f}), centre "
                      f"{b['centre_offset']['median']:.2f} half-sides off (p90 {b['centre_offset']['p90']:.2f})")
+    if "masks" in res:
+        lines.append(format_mask_figures(res["masks"]))
     return "\n".join(lines)
 
 
@@ -210,7 +275,22 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--crop-source", default=None, choices=CROP_SOURCES,
                    help="evaluate through another crop than training's (img-bg: the box prior's box, not the detector's)")
     m.add_argument("--no-untrained", action="store_true", help="skip the untrained network (same seed and input: its figures are known)")
+    m.add_argument("--data", default=None, help="measure on this data set instead of the one the run trained on, "
+                   "e.g. synthetic?seed=3 (the validation render)")
     m.add_argument("--threads", type=int, default=1)
+    t6 = sub.add_parser("table6", help="Table 6 (the mask target): measure runs that differ in mask_target, write the rows")
+    t6.add_argument("run_dirs", nargs="+", help="trained runs; each run's own config says its target and seed")
+    t6.add_argument("--data", default=None, help="measure on this data set, e.g. synthetic?seed=3 (the validation render)")
+    t6.add_argument("--json", required=True, help="where the rows go (an existing file is refused)")
+    t6.add_argument("--threads", type=int, default=1)
+    k = sub.add_parser("masks", help="the mask figures alone (M_p and |I - B| against the GT mask), e.g. for a reconstruction-only run")
+    k.add_argument("run_dir")
+    k.add_argument("--data", default=None, help="measure on this data set, e.g. synthetic?seed=3")
+    k.add_argument("--split", default="test", choices=("train", "test"))
+    k.add_argument("--every", type=int, default=8, help="every k-th frame (default 8)")
+    k.add_argument("--crop-source", default=None, choices=CROP_SOURCES)
+    k.add_argument("--json", default=None)
+    k.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     import torch
 
@@ -224,8 +304,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.json and Path(args.json).exists():
         raise FileExistsError(f"{args.json} exists: choose another --json path or remove it first")
-    res = measure(args.run_dir, with_untrained=not args.no_untrained, crop_source=args.crop_source)
-    print(format_measure(res))
+    if args.cmd == "table6":
+        from kp3d.results import table6_markdown
+
+        rows = [table6_row(measure(d, with_untrained=False, data=args.data)) for d in args.run_dirs]
+        Path(args.json).write_text(json.dumps({"data": args.data, "rows": rows}, indent=2))
+        print(table6_markdown(rows))
+        return 0
+    if args.cmd == "masks":
+        res = mask_run(args.run_dir, data=args.data, split=args.split, every=args.every, crop_source=args.crop_source)
+        print(f"{args.run_dir} at step {res['step']}, {res['data']} {res['split']}, every {res['every']}th frame")
+        print(format_mask_figures(res))
+    else:
+        res = measure(args.run_dir, with_untrained=not args.no_untrained, crop_source=args.crop_source, data=args.data)
+        print(format_measure(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0

@@ -25,7 +25,7 @@ import torch
 from kp3d import geometry
 from kp3d.config import Config, check_cleanup, check_shadow_chroma
 
-LOSS_NAMES = ("pixel", "patch", "perceptual", "box_prior", "mask", "coverage", "centering", "concentration")
+LOSS_NAMES = ("pixel", "patch", "perceptual", "box_prior", "mask_oracle", "mask", "coverage", "centering", "concentration")
 
 
 def _reduce(sq: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -375,6 +375,22 @@ def mask_target(cfg: Config, out: dict, batch: dict) -> torch.Tensor:
     return geometry.crop_patches(full, b, P)
 
 
+def active_loss_terms(cfg: Config) -> tuple[str, ...]:
+    """The terms of :data:`LOSS_NAMES` that ``cfg`` trains with at some step (the others stay 0).
+
+    Example:
+        >>> from kp3d.config import get_config
+        >>> active_loss_terms(get_config("paper-h36m"))
+        ('pixel', 'perceptual', 'mask', 'coverage', 'centering')
+    """
+    kp = not cfg.reconstruction_only
+    on = {"pixel": cfg.image_reconstruction, "patch": cfg.image_reconstruction and cfg.w_patch > 0,
+          "perceptual": cfg.image_reconstruction and cfg.use_perceptual_loss, "box_prior": cfg.w_box_prior > 0,
+          "mask_oracle": cfg.mask_oracle, "mask": kp and cfg.use_mask_loss, "coverage": kp and cfg.use_coverage_loss,
+          "centering": kp and cfg.use_centering_loss, "concentration": False}  # concentration: logged, never trained
+    return tuple(name for name in LOSS_NAMES if on[name])
+
+
 def keypoint_weight(cfg: Config, step: int) -> float:
     """Scale of the keypoint losses at ``step``: 0 during the warm-up, then a linear ramp to 1."""
     if cfg.reconstruction_only or step < cfg.warmup_iters:
@@ -418,10 +434,18 @@ def compute_losses(cfg: Config, out: dict, batch: dict, perceptual=None, step: i
     if cfg.image_reconstruction:  # else the geometric bottleneck alone: nothing is reconstructed
         terms["pixel"] = pixel_loss(I, recon, red)
         total = terms["pixel"]
-        if cfg.w_patch > 0 and not (cfg.patch_loss_warmup_only and kw > 0):  # auxiliary, not in the paper: see Config.w_patch
+        if cfg.w_patch > 0 and not (cfg.patch_loss_warmup_only and step >= cfg.warmup_iters):  # not in the paper: Config.w_patch
             P_ = out["patch"].reshape(BV, 3, P, P).detach()
             terms["patch"] = pixel_loss(P_, out["patch_recon"].reshape(BV, 3, P, P), red)
             total = total + cfg.w_patch * terms["patch"]
+        if cfg.mask_oracle:  # diagnosis only (ladder rung M0): what the decoder's mask can represent
+            gt = batch.get("gt", {}).get("masks") if isinstance(batch.get("gt"), dict) else None
+            if gt is None:
+                raise ValueError("mask_oracle=True needs the ground-truth masks batch['gt']['masks']; use the synthetic set")
+            target = geometry.crop_patches(gt.reshape(BV, 1, H, W).float(), out["box"].reshape(BV, 4).detach(), P)
+            pm = out["patch_mask"].reshape(BV, 1, P, P).float().clamp(1e-6, 1 - 1e-6)
+            terms["mask_oracle"] = torch.nn.functional.binary_cross_entropy(pm, target.clamp(0, 1))
+            total = total + terms["mask_oracle"]
         if cfg.use_perceptual_loss and perceptual is not None:
             terms["perceptual"] = perceptual_loss(perceptual, I, recon, red)
             total = total + cfg.w_perceptual * terms["perceptual"]

@@ -96,9 +96,6 @@ class KeypointModel(nn.Module):
         else:  # psi reads the patch (Config.keypoint_input)
             self.keypoint_head = PatchKeypointHead(3 if cfg.keypoint_input == "rgb" else 1, cfg.n_keypoints)
         self.mask_decoder = MaskDecoder(cfg.n_keypoints, cfg.mask_decoder_last_init_std)
-        if cfg.mask_init_bias:
-            with torch.no_grad():
-                self.image_decoder.out.bias[3] = cfg.mask_init_bias  # channel 3 = mask logit
 
     @property
     def sigma_px(self) -> float:

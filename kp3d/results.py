@@ -77,6 +77,51 @@ def results_markdown(rows: list[dict], title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+TABLE6_ORDER = ("img-bg", "gt", "predicted", "img-bg-mask")  # the paper's rows, then the profile's own
+TABLE6_PAPER = {"img-bg": "t6_img-bg", "gt": "t6_gt", "predicted": "t6_predicted"}
+
+
+def table6_markdown(rows: list[dict]) -> str:
+    """Table 6 on the embedded data beside the paper's (3DHP, MLP MPJPE in cm): per mask target, the
+    mean over the seeds measured of the MLP and ridge probes (x the mean pose), the seeds' spread,
+    the share of keypoints on the GT mask and the target's IoU with the GT mask.
+
+    Args:
+        rows: :func:`kp3d.ladder.table6_row` dicts (``target``, ``seed``, ``mlp``, ``mlp_ratio``,
+            ``ridge_ratio``, ``on_gt_mask``, ``target_iou``, ``mean_pose``).
+    """
+    lines = ["| mask target | seeds | MLP mm (x mean pose) | seeds' MLP (x) | ridge (x) | keypoints on GT mask | target IoU with GT | paper MLP (3DHP) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for target in TABLE6_ORDER:
+        rs = sorted((r for r in rows if r["target"] == target), key=lambda r: r["seed"])
+        if not rs:
+            continue
+        mean = lambda k: float(np.mean([r[k] for r in rs]))  # noqa: E731
+        paper = PAPER_RESULTS.get(TABLE6_PAPER.get(target, ""), {})
+        seeds = ", ".join(str(r["seed"]) for r in rs)
+        per_seed = " / ".join(f"{r['mlp_ratio']:.2f}" for r in rs)
+        lines.append(f"| {target} | {seeds} | {mean('mlp'):.1f} ({mean('mlp_ratio'):.2f}x) | {per_seed} | {mean('ridge_ratio'):.2f}x | "
+                     f"{100 * mean('on_gt_mask'):.1f}% | {mean('target_iou'):.3f} | "
+                     f"{_fmt(paper.get('mpjpe'), 2) + ' cm' if paper else 'not in the paper'} |")
+    return "\n".join(lines) + "\n"
+
+
+TABLE6_FILE = Path(__file__).parent / "data" / "table6_cpu_demo.json"  # written by python -m kp3d.ladder table6
+
+
+def table6_report(path: str | Path = TABLE6_FILE) -> str:
+    """The project's Table 6 on the embedded data (:func:`table6_markdown` of the rows in ``path``),
+    with the render it was measured on and the command that made it; a line saying so when the
+    file is missing (an installation without the package data)."""
+    path = Path(path)
+    if not path.is_file():
+        return f"Table 6 has not been measured in this installation ({path} is missing): python -m kp3d.ladder table6 --help\n"
+    doc = json.loads(path.read_text())
+    return (f"Table 6 on the embedded data, the cpu-demo profile with each mask target (MLP and ridge probes on "
+            f"`{doc.get('data') or 'synthetic'}`, fitted on its training split, measured on its test split; "
+            f"{doc.get('note', '')})\n\n" + table6_markdown(doc["rows"]))
+
+
 def summary(rows: list[dict], probe: str = "mlp") -> dict[str, Any]:
     """The headline numbers at 100 % labels: each feature set's errors and ours/latent, ours/untrained.
 

@@ -20,6 +20,8 @@ Example:
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -123,4 +125,36 @@ def silhouette_baseline(cfg, train_ds, test_ds, sources=SOURCES, fractions=(1.0,
         for row in r:
             row.update(key=f"silhouette_{source}", setting=SETTINGS[source], paper=None)
         rows += r
+    return rows
+
+
+def export_silhouette_baseline(export: dict, size: int = 24, pca: int = 256, kinds=("linear", "mlp"),
+                               probe_cfg: P.ProbeConfig | None = None, progress: bool = False) -> list[dict]:
+    """Probe rows of the silhouettes of the image decoder's own mask M_p, read from an export.
+
+    The export (:func:`kp3d.export.export`) holds M un-cropped to the frame for every frame and view
+    (``masks``, uint8); M > 0.5 is cropped and probed exactly as the ``img-bg`` and ``gt`` sources
+    are (training split -> test split). It says how much pose the mask the paper's keypoints rebuild
+    holds, beside the other masks' rows.
+
+    Args:
+        export: an export dict with ``masks`` (T, V, 1, H, W), ``split`` and ``gt_joints_3d``.
+    """
+    if "masks" not in export or "gt_joints_3d" not in export:
+        raise ValueError("export_silhouette_baseline needs an export with masks and gt_joints_3d (a labelled data set)")
+    split = np.asarray(export["split"])
+    tr, te = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+    if len(tr) == 0 or len(te) == 0:
+        raise ValueError("export_silhouette_baseline needs the train and the test split in the export")
+    m = torch.from_numpy(np.asarray(export["masks"])).float() / 255.0  # (T, V, 1, H, W)
+    T, V = m.shape[:2]
+    x = torch.cat([silhouette_patches((m[i:i + 64].flatten(0, 1) > 0.5).float(), size).reshape(-1, V * size * size)
+                   for i in range(0, T, 64)]).numpy().astype(np.float32)
+    j = np.asarray(export["gt_joints_3d"], dtype=np.float64)
+    cfg_profile = json.loads(str(export.get("config_json", "{}"))).get("profile", "cpu-demo")  # the probes' preset
+    mu, comp = pca_fit(x[tr], min(pca, *x[tr].shape))
+    rows = P.label_fraction_sweep((x[tr] - mu) @ comp, P.pose_targets(j[tr]), (x[te] - mu) @ comp, P.pose_targets(j[te]),
+                                  (1.0,), kinds, probe_cfg or P.probe_config(cfg_profile), name="silhouette_pred", progress=progress)
+    for row in rows:
+        row.update(key="silhouette_pred", setting="silhouettes of the decoder's mask M_p, PCA", paper=None)
     return rows

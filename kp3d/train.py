@@ -48,7 +48,7 @@ from kp3d.profiles import output_dir
 log = logging.getLogger(__name__)
 
 DIAG_NAMES = ("box_scale", "pred_mask_frac", "kp_spread_px", "kp_in_pred_mask", "kp_in_gt_mask",
-              "reproj_err_px", "mask_iou_gt")
+              "reproj_err_px", "mask_iou_gt", "mask_precision_gt", "mask_recall_gt")
 CSV_COLUMNS = ("step", "wall_s", "epoch", "lr", "total", *LOSS_NAMES, "kp_weight", *DIAG_NAMES,
                "it_per_s", "perceptual_source")
 # Fields whose change on resume does not alter what the finished steps mean.

@@ -365,3 +365,15 @@ def test_foreground_soft_keeps_what_the_threshold_drops():
         foreground_soft(img[:, :1], bg[:, :1])
     with pytest.raises(ValueError, match="threshold must be > 0"):
         foreground_soft(img, bg, threshold=0.0)
+
+
+def test_patch_loss_warmup_only_ends_with_the_warmup_in_a_reconstruction_only_run(batch):
+    # the keypoint losses never start in a reconstruction-only run; the auxiliary patch term still
+    # stops at warmup_iters, as in a full run (it would otherwise keep M_p from forming)
+    cfg = get_config("smoke", amp="none", warmup_iters=10, w_patch=0.5, patch_loss_warmup_only=True, reconstruction_only=True)
+    _, early = _run(cfg, batch, step=5)
+    _, late = _run(cfg, batch, step=50)
+    assert early["patch"] > 0 and torch.isclose(early["total"], early["pixel"] + 0.5 * early["patch"])
+    assert late["patch"] == 0 and torch.isclose(late["total"], late["pixel"])
+    _, kept = _run(cfg.replace(patch_loss_warmup_only=False), batch, step=50)
+    assert kept["patch"] > 0

@@ -6,6 +6,8 @@
   every view, and the triangulated 3D keypoints beside the ground-truth skeleton (display only).
 - :class:`KeypointProgress` ``.update(step)``: the same at the run's checkpoint of training step
   ``step`` (one of ``.steps``), to watch the keypoints form as training proceeds.
+- :class:`MaskComparison` ``.update(frame, view)``: the image decoder's mask M beside |I - B| (the
+  background reduction, thresholded, cleaned) and the ground-truth mask, each with its IoU.
 - :func:`plot_loss_curves`: losses and diagnostics from a run's metrics.csv.
 
 All return matplotlib figures; notebooks wire ``update`` to ipywidgets sliders. The panels' figures
@@ -47,9 +49,75 @@ def predict(model, sample: dict, keypoints: bool = True) -> dict[str, np.ndarray
     model.train(was_training)
     res = {k: v[0].float().cpu().numpy() for k, v in out.items()}
     res["images"] = batch["images"][0].numpy()
+    res["backgrounds"] = batch["backgrounds"][0].numpy()
     if "gt" in batch:
         res.update({f"gt_{k}": v[0].numpy() for k, v in batch["gt"].items()})
     return res
+
+
+class _ViewPanel:
+    """A row of ``TITLES`` panels for one view of one frame; subclasses draw them in ``update``."""
+
+    TITLES: tuple[str, ...] = ()
+
+    def __init__(self, model, dataset, figsize):
+        from matplotlib.figure import Figure
+
+        if len(dataset) == 0:
+            raise ValueError(f"{type(self).__name__} needs a non-empty data set")
+        self.model, self.dataset = model, dataset
+        self.n_views = len(model.cfg.views)
+        self.fig = Figure(figsize=figsize)
+        self.axes = self.fig.subplots(1, len(self.TITLES))
+
+    def _check(self, frame: int, view: int) -> None:
+        if not 0 <= frame < len(self.dataset):
+            raise IndexError(f"frame {frame} out of range: the data set has {len(self.dataset)} frames")
+        if not 0 <= view < self.n_views:
+            raise IndexError(f"view {view} out of range: the model uses {self.n_views} views")
+
+
+class MaskComparison(_ViewPanel):
+    """The masks a keypoint target can come from, side by side for one view (notebook 02, Table 6).
+
+    From left to right: the frame, the image decoder's mask M > 0.5 (M_p un-cropped), the background
+    reduction |I - B| / max > 0.5, |I - B| above the configuration's threshold, the same cleaned and
+    freed of the floor shadow (``kp3d.losses.foreground_mask``) and the ground-truth mask; each titled
+    with its IoU against the ground truth (``kp3d.mask_figures``).
+
+    Args:
+        model: a :class:`kp3d.model.KeypointModel` (its ``cfg`` sets the threshold and cleanup).
+        dataset: a data set of the sample contract with ``gt["masks"]`` (the synthetic set).
+    """
+
+    TITLES = ("frame", "M_p > 0.5", "|I - B| / max > 0.5", "|I - B| > thr.", "cleaned, no shadow", "GT mask")
+
+    def __init__(self, model, dataset, figsize=(15.0, 2.9)):
+        super().__init__(model, dataset, figsize)
+        self.ious: dict[str, float] = {}
+
+    def update(self, frame: int = 0, view: int = 0):
+        """Redraw for data set index ``frame`` and view ``view``; returns the figure (``.ious`` holds the IoUs)."""
+        from kp3d.mask_figures import MASKS, MaskCounts, frame_masks
+
+        self._check(frame, view)
+        r = predict(self.model, self.dataset[frame], keypoints=False)
+        if "gt_masks" not in r:
+            raise ValueError("MaskComparison needs ground-truth masks (the synthetic set has them)")
+        img = torch.from_numpy(r["images"][view])[None]
+        bg = torch.from_numpy(r["backgrounds"][view])[None]  # the estimated (median) background the model reads
+        gt = torch.from_numpy(r["gt_masks"][view])[None].float()
+        masks = frame_masks(self.model.cfg, img, bg, torch.from_numpy(r["mask"][view])[None])
+        self.ious = {name: MaskCounts.of(masks[name], gt).figures()["iou"] for name in MASKS}
+        panels = [r["images"][view]] + [masks[name][0].numpy() for name in MASKS] + [gt[0].numpy()]
+        titles = [self.TITLES[0]] + [f"{t}\nIoU {self.ious[n]:.2f}" for t, n in zip(self.TITLES[1:5], MASKS)] + [self.TITLES[5]]
+        for ax, title, p in zip(self.axes, titles, panels):
+            ax.clear()
+            ax.set_axis_off()
+            ax.set_title(title, fontsize=9)
+            ax.imshow(p[0], cmap="gray", vmin=0, vmax=1) if p.shape[0] == 1 else ax.imshow(_hwc(p))
+        self.fig.suptitle(f"frame {frame}, view {view}: the masks against the ground truth", fontsize=10)
+        return self.fig
 
 
 def _box_corners(box: np.ndarray, H: int, W: int) -> tuple[float, float, float, float]:
@@ -60,7 +128,7 @@ def _box_corners(box: np.ndarray, H: int, W: int) -> tuple[float, float, float, 
     return x0, y0, W * sx, H * sy
 
 
-class ReconstructionPanel:
+class ReconstructionPanel(_ViewPanel):
     """The image-reconstruction path of one view (notebook 02).
 
     Args:
@@ -71,24 +139,14 @@ class ReconstructionPanel:
     TITLES = ("input + box", "patch p", "decoded D_p", "mask M_p", "reconstruction I~", "|I - I~|")
 
     def __init__(self, model, dataset, figsize=(15.0, 3.0)):
-        from matplotlib.figure import Figure
-
-        if len(dataset) == 0:
-            raise ValueError("ReconstructionPanel needs a non-empty data set")
-        self.model, self.dataset = model, dataset
-        self.n_views = len(model.cfg.views)
-        self.fig = Figure(figsize=figsize)
-        self.axes = self.fig.subplots(1, len(self.TITLES))
+        super().__init__(model, dataset, figsize)
         self.last: dict | None = None
 
     def update(self, frame: int = 0, view: int = 0):
         """Redraw for data set index ``frame`` and view ``view``; returns the figure."""
         from matplotlib.patches import Rectangle
 
-        if not 0 <= frame < len(self.dataset):
-            raise IndexError(f"frame {frame} out of range: the data set has {len(self.dataset)} frames")
-        if not 0 <= view < self.n_views:
-            raise IndexError(f"view {view} out of range: the model uses {self.n_views} views")
+        self._check(frame, view)
         r = predict(self.model, self.dataset[frame], keypoints=False)
         self.last = r
         img = r["images"][view]

@@ -1,0 +1,228 @@
+"""How well a mask finds the person: IoU, precision, recall and the share off the person.
+
+The masks compared (Sec. 3.2 and Table 6 of the paper) are the image decoder's own mask M_p
+(un-cropped to the frame, > 0.5), the background reduction |I - B| (normalised by its maximum,
+> 0.5; Table 6's target), |I - B| above the configuration's threshold as it is ("raw"), and the
+same closed, opened and freed of the floor shadow as the configuration says ("cleaned",
+``kp3d.losses.foreground_mask``). Each is held against the ground-truth mask of the synthetic set.
+
+Figures are pooled over all the views measured (sums of pixels, not a mean of per-view ratios):
+- ``iou`` = |A & G| / |A | G|; ``precision`` = |A & G| / |A|; ``recall`` = |A & G| / |G|;
+- ``off_person`` = the share of A farther than ``near_px`` pixels (Chebyshev) from G: pixels of the
+  floor or the shadow, not a blurred edge.
+
+Example:
+    >>> import torch
+    >>> g = torch.zeros(1, 1, 16, 16); g[..., 4:12, 4:12] = 1
+    >>> a = torch.zeros_like(g); a[..., 4:12, 4:10] = 1; a[..., 0, 15] = 1   # a speck far off
+    >>> f = MaskCounts.of(a, g).figures()
+    >>> round(f["precision"], 3), round(f["recall"], 3), round(f["off_person"], 3)
+    (0.98, 0.75, 0.02)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from kp3d.config import Config
+from kp3d.losses import foreground_mask
+
+MASKS = ("pred", "img-bg", "img-bg-raw", "img-bg-cleaned")  # the keys of :func:`mask_figures`
+NEAR_PX = 2  # a predicted pixel within this many pixels of the person counts as its edge, not off it
+
+
+@dataclass
+class MaskCounts:
+    """Pixel counts of one mask against the ground truth, summed over views."""
+
+    inter: float = 0.0  # |A & G|
+    pred: float = 0.0  # |A|
+    gt: float = 0.0  # |G|
+    off: float = 0.0  # |A| farther than NEAR_PX from G
+
+    @classmethod
+    def of(cls, mask: torch.Tensor, gt: torch.Tensor, near_px: int = NEAR_PX) -> "MaskCounts":
+        """Counts of ``mask`` against ``gt``.
+
+        Args:
+            mask, gt: (B, 1, H, W) float or bool; > 0.5 is foreground.
+            near_px: pixels around the person that still count as on it (for ``off``).
+        """
+        if mask.ndim != 4 or mask.shape != gt.shape or mask.shape[1] != 1:
+            raise ValueError(f"MaskCounts.of: expected mask and gt (B, 1, H, W) of one shape, got "
+                             f"{tuple(mask.shape)} and {tuple(gt.shape)}")
+        a, g = mask.float() > 0.5, gt.float() > 0.5
+        near = F.max_pool2d(g.float(), 2 * near_px + 1, 1, near_px) > 0.5 if near_px else g
+        return cls(float((a & g).sum()), float(a.sum()), float(g.sum()), float((a & ~near).sum()))
+
+    def __add__(self, other: "MaskCounts") -> "MaskCounts":
+        return MaskCounts(self.inter + other.inter, self.pred + other.pred, self.gt + other.gt, self.off + other.off)
+
+    def figures(self) -> dict[str, float]:
+        """``iou``, ``precision``, ``recall``, ``off_person`` (an empty mask has precision 0)."""
+        union = self.pred + self.gt - self.inter
+        return {"iou": self.inter / union if union else 1.0, "precision": self.inter / self.pred if self.pred else 0.0,
+                "recall": self.inter / self.gt if self.gt else 1.0, "off_person": self.off / self.pred if self.pred else 0.0}
+
+
+def background_reduction(images: torch.Tensor, backgrounds: torch.Tensor) -> torch.Tensor:
+    """Table 6's "background reduction" target: mean over RGB of |I - B| divided by its per-view maximum.
+
+    Args:
+        images, backgrounds: (B, 3, H, W) in [0, 1].
+    Returns:
+        (B, 1, H, W) in [0, 1].
+    """
+    d = (images.float() - backgrounds.float()).abs().mean(1, keepdim=True)
+    return d / d.flatten(1).amax(1).clamp_min(1e-6)[:, None, None, None]
+
+
+def frame_masks(cfg: Config, images: torch.Tensor, backgrounds: torch.Tensor,
+                pred: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The masks of :data:`MASKS` for some views (``pred`` only when given).
+
+    Args:
+        images, backgrounds: (B, 3, H, W) in [0, 1].
+        pred: (B, 1, H, W) the image decoder's mask M un-cropped to the frame (``out["mask"]``), or None.
+    Returns:
+        name -> (B, 1, H, W) float in {0, 1}.
+    """
+    out = {
+        "img-bg": (background_reduction(images, backgrounds) > 0.5).float(),
+        "img-bg-raw": foreground_mask(images, backgrounds, cfg.box_prior_threshold),
+        "img-bg-cleaned": foreground_mask(images, backgrounds, cfg.box_prior_threshold, cfg.foreground_cleanup, cfg.shadow_chroma),
+    }
+    if pred is not None:
+        out = {"pred": (pred.float() > 0.5).float(), **out}
+    return out
+
+
+def mask_figures(model, dataset, cfg: Config | None = None, every: int = 8, batch_size: int = 16,
+                 device: str | torch.device = "cpu") -> dict[str, dict[str, float]]:
+    """The figures of each mask of :data:`MASKS` over every ``every``-th frame of ``dataset``.
+
+    Args:
+        model: a :class:`kp3d.model.KeypointModel` (its detector or fixed crop places M_p); None: only
+            the |I - B| masks.
+        dataset: a data set whose samples carry ``gt["masks"]`` (the synthetic set).
+        cfg: the configuration whose threshold, cleanup and shadow test the |I - B| masks use
+            (default ``model.cfg``) and whose ``views`` are measured.
+    Returns:
+        mask name -> :meth:`MaskCounts.figures`, plus ``"views"``: the number of views measured.
+    """
+    from kp3d.model import gt_masks
+    from kp3d.train import select_views
+
+    cfg = cfg if cfg is not None else model.cfg
+    if every < 1:
+        raise ValueError(f"every={every}: expected a frame step >= 1")
+    idx = list(range(0, len(dataset), every))
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size)
+    sums: dict[str, MaskCounts] = {}
+    n_views = 0
+    was_training = model.training if model is not None else False
+    if model is not None:
+        model.eval()
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                b = select_views(batch, cfg.views)
+                gt = gt_masks(b)
+                if gt is None:
+                    raise ValueError("mask_figures: the data set has no ground-truth masks (only the synthetic set has them)")
+                imgs, bgs = b["images"].to(device), b["backgrounds"].to(device)
+                B, V, _, H, W = imgs.shape
+                pred = None
+                if model is not None:
+                    out = model(imgs, bgs, b["K"].to(device), b["R"].to(device), b["t"].to(device), keypoints=False,
+                                masks=gt.to(device) if gt is not None else None)
+                    pred = out["mask"].reshape(B * V, 1, H, W).cpu()
+                masks = frame_masks(cfg, imgs.flatten(0, 1).cpu(), bgs.flatten(0, 1).cpu(), pred)
+                g = gt.reshape(B * V, 1, H, W).float()
+                for name, m in masks.items():
+                    sums[name] = sums.get(name, MaskCounts()) + MaskCounts.of(m, g)
+                n_views += B * V
+    finally:
+        if model is not None and was_training:
+            model.train()
+    res: dict = {name: c.figures() for name, c in sums.items()}
+    res["views"] = n_views
+    return res
+
+
+def format_mask_figures(res: dict) -> str:
+    """The figures of :func:`mask_figures` as a small table, one mask a line."""
+    labels = {"pred": "M_p > 0.5 (the image decoder's mask)", "img-bg": "|I - B| / max > 0.5 (background reduction)",
+              "img-bg-raw": "|I - B| > threshold", "img-bg-cleaned": "|I - B| > threshold, cleaned, no shadow"}
+    lines = [f"masks against the GT mask over {res['views']} views   IoU   precision  recall  off the person"]
+    for name in MASKS:
+        if name in res:
+            f = res[name]
+            lines.append(f"  {labels[name]:44s} {f['iou']:.3f}   {f['precision']:.3f}    {f['recall']:.3f}   {100 * f['off_person']:.1f}%")
+    return "\n".join(lines)
+
+
+def threshold_figures(dataset, settings: list[tuple[float, int, float]], views=(0, 1, 2, 3), every: int = 8,
+                      batch_size: int = 16) -> list[dict]:
+    """The figures of |I - B| masks with other settings than a configuration's, on the same views.
+
+    Args:
+        dataset: a data set with ``gt["masks"]``.
+        settings: (threshold, cleanup, shadow_chroma) triples, as ``Config.box_prior_threshold``,
+            ``Config.foreground_cleanup`` and ``Config.shadow_chroma``.
+    Returns:
+        one dict per setting: ``threshold``, ``cleanup``, ``shadow_chroma`` and the :meth:`MaskCounts.figures`.
+    """
+    from kp3d.model import gt_masks
+    from kp3d.train import select_views
+
+    idx = list(range(0, len(dataset), every))
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size)
+    sums = [MaskCounts() for _ in settings]
+    with torch.no_grad():
+        for batch in loader:
+            b = select_views(batch, views)
+            gt = gt_masks(b)
+            if gt is None:
+                raise ValueError("threshold_figures: the data set has no ground-truth masks (only the synthetic set has them)")
+            imgs, bgs, g = b["images"].flatten(0, 1), b["backgrounds"].flatten(0, 1), gt.flatten(0, 1)
+            for i, (thr, k, chroma) in enumerate(settings):
+                sums[i] = sums[i] + MaskCounts.of(foreground_mask(imgs, bgs, thr, k, chroma), g)
+    return [{"threshold": t, "cleanup": k, "shadow_chroma": c, **s.figures()} for (t, k, c), s in zip(settings, sums)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m kp3d.mask_figures --data synthetic?seed=3``: |I - B| settings against the GT mask."""
+    import argparse
+
+    from data_utils.datasets import make_dataset
+
+    ap = argparse.ArgumentParser(prog="python -m kp3d.mask_figures", description=main.__doc__)
+    ap.add_argument("--data", default="synthetic", help="a synthetic render, e.g. synthetic?seed=3 (the validation render)")
+    ap.add_argument("--profile", default="cpu-demo")
+    ap.add_argument("--split", default="test", choices=("train", "test"))
+    ap.add_argument("--every", type=int, default=8)
+    ap.add_argument("--thresholds", default="0.04,0.05,0.1")
+    ap.add_argument("--cleanups", default="0,3")
+    ap.add_argument("--shadows", default="0,0.08")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    floats = lambda s: [float(x) for x in s.split(",") if x.strip()]  # noqa: E731
+    settings = [(t, int(k), c) for t in floats(args.thresholds) for k in floats(args.cleanups) for c in floats(args.shadows)]
+    rows = threshold_figures(make_dataset(args.data, args.profile, args.split), settings, every=args.every)
+    print(f"|I - B| masks against the GT mask, {args.data} {args.split}, every {args.every}th frame, 4 views")
+    print("threshold cleanup shadow   IoU   precision recall  off the person")
+    for r in rows:
+        print(f"  {r['threshold']:.3f}    {r['cleanup']}     {r['shadow_chroma']:.2f}   {r['iou']:.3f}   {r['precision']:.3f}   "
+              f"{r['recall']:.3f}   {100 * r['off_person']:.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    from kp3d.cli import run_entry_point
+
+    sys.exit(run_entry_point(main))
