@@ -209,3 +209,13 @@ def test_mask_comparison_panel():
     no_gt = FakeMultiView(n=2, size=64, with_gt=False)
     with pytest.raises(ValueError, match="ground-truth masks"):
         MaskComparison(panel.model, no_gt).update(0, 0)
+
+
+def test_the_committed_table6_holds_every_target(tmp_path):
+    from kp3d.results import TABLE6_FILE, TABLE6_ORDER, table6_report
+
+    doc = json.loads(TABLE6_FILE.read_text())
+    assert {r["target"] for r in doc["rows"]} == set(TABLE6_ORDER) and doc["data"] == "synthetic?seed=3"
+    text = table6_report()
+    assert all(f"| {t} |" in text for t in TABLE6_ORDER) and "synthetic?seed=3" in text
+    assert "has not been measured" in table6_report(tmp_path / "missing.json")

@@ -56,7 +56,7 @@ def test_each_slider_cell_holds_exactly_one_image(executed):
             if cell.cell_type == "code" and "sliders(" in cell.source:
                 found += 1
                 assert _images(cell) == 1, f"notebook {number}: {_images(cell)} images in\n{cell.source}"
-    assert found == 4  # 01 frame browser, 02 reconstruction, 04 keypoints and checkpoints
+    assert found == 5  # 01 frame browser, 02 reconstruction and masks, 04 keypoints and checkpoints
 
 
 @pytest.mark.slow
