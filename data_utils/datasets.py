@@ -361,7 +361,7 @@ class MPI3DHPDataset(_MultiViewFolders):
 
     The calibration is per sequence; world coordinates are those of its extrinsics (mm). 3D joints
     are the released camera-space ``annot3`` of the first view moved to the world frame and reduced
-    to the 17 H36M joints (``MPI28_TO_17``). Splits: train S1-S6, test S7-S8 (SPEC section 3).
+    to the 17 H36M joints (``MPI28_TO_17``). Splits: train S1-S6, test S7-S8 (the paper's Sec. 4.1).
 
     Args:
         root: the folder above S1..S8; cameras: which of the 14 camera indices (default the 4

@@ -1,5 +1,5 @@
 """Baselines that need the images: an untrained network's encoder features, and the supervised upper
-bound (the same encoder trained end to end with the 3D labels). SPEC section 3.
+bound (the same encoder trained end to end with the 3D labels; docs/recipe.md, "What does supervision reach on this data set?").
 
 Both are probed like the keypoints (:mod:`kp3d.probes`: pelvis-relative joints, world frame, mm);
 :mod:`kp3d.evaluate` puts their rows beside the keypoints' rows.
@@ -115,7 +115,7 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
     the box the cpu-demo detector is pulled towards), "detector" trains the model's detector with
     the rest. A detector trained from scratch by the pose loss alone did not find the person within
     1,500 steps on the cpu-demo data (the bound then sat at the mean pose, 168.0 mm), hence the
-    default. The paper does not train this model; SPEC section 3 asks for it as the ceiling that
+    default. The paper does not train this model; the project uses it as the ceiling that
     the probes on the same encoder should not beat. It is only a ceiling when trained long enough:
     report its ``iters`` with it.
 

@@ -3,8 +3,8 @@
 :class:`Config` holds every knob of the model, the losses and the training loop. Its defaults are the
 paper's values (Honari et al., Sec. 3.3 and S.1; profile ``paper-h36m``). Where the paper is silent
 the field's comment says so and what was chosen. The other profiles change sizes, resolution, batch,
-iterations and loss weights, plus the few stabilising choices that a small CPU model needs (SPEC
-section 8, "second attempt"); each such field documents why it exists.
+iterations and loss weights, plus the few stabilising choices that a small CPU model needs
+(docs/recipe.md, runs H0-H2); each such field documents why it exists.
 
 Units used by the fields:
 - ``image_size`` / ``patch_size``: pixels (square views and patches);
@@ -114,7 +114,7 @@ class Config:
     softmax_temperature: float = 1.0  # soft-argmax over C_n / T; the paper uses a plain softmax (T=1)
     mask_decoder_last_init_std: float = 0.0  # 0 = PyTorch default init (paper silent). >0: the last
     #   conv of the mask decoder starts with N(0, std) weights and zero bias, so the decoder starts
-    #   near an empty mask instead of a strong positive response (SPEC section 8, failure mode 3).
+    #   near an empty mask instead of a strong positive response (docs/recipe.md, H0).
     box_init_scale: float = 0.75  # detector's initial box: centred, s_x = s_y = this (paper silent;
     #   a spatial transformer usually starts at identity; 0.75 keeps the person inside with margin)
     box_min_scale: float = 0.1  # s is squashed into [box_min_scale, 1] so the box never degenerates
@@ -131,8 +131,8 @@ class Config:
     reconstruction_only: bool = False  # Table 4 row 1: train only Eq. 10 (keypoint path untrained)
     w_patch: float = 0.0  # NOT in the paper: weight of an auxiliary ||p - D_p||^2 on the decoded patch.
     #   Without it the blend mask M can fall to 0 before the decoder has learnt anything (the median
-    #   background already explains most pixels); then D_p gets no gradient and M stays 0 (SPEC
-    #   section 8, failure mode 4, seen on the synthetic data in the first 250 steps). With it the
+    #   background already explains most pixels); then D_p gets no gradient and M stays 0
+    #   (docs/recipe.md, H1: seen on the synthetic data in the first 250 steps). With it the
     #   decoder keeps learning the patch and M opens where D_p explains the image better than B.
     patch_loss_warmup_only: bool = False  # True: w_patch applies only in the first warmup_iters steps,
     #   in a reconstruction-only run too. docs/recipe.md r5: kept on afterwards, the auxiliary term
@@ -172,19 +172,20 @@ class Config:
     #   (|I - B| scaled by its maximum); "img-bg-mask": |I - B| > box_prior_threshold, a binary mask
     #   (cleaned and freed of the floor shadow as foreground_cleanup and shadow_chroma say)
     detach_mask_target: bool = True  # paper silent. True: Eq. 11/13 do not push the image decoder's
-    #   mask M_p towards the keypoints' mask; M_p is learnt from reconstruction alone (SPEC section 8,
-    #   failure mode 4: the mask shrinks when keypoint losses reach it).
+    #   mask M_p towards the keypoints' mask; M_p is learnt from reconstruction alone (docs/recipe.md,
+    #   H0-H2: the mask shrinks when keypoint losses reach it).
     centering_box_only: bool = False  # True: Eq. 14 moves only the box (keypoints detached). The
     #   paper lets it reach both; the CPU recipe needed box-only because an L1 term on the keypoints
-    #   gives a constant-size gradient that drowns weak signals (SPEC section 8).
+    #   gives a constant-size gradient that drowns weak signals (docs/recipe.md, H0).
     centering_keypoints_only: bool = False  # True: Eq. 14 moves only the keypoints (box detached):
     #   the box learns from reconstruction alone. docs/recipe.md: box-only centering on the synthetic
     #   set dragged the box after the still-random keypoints (scale 0.76 -> 0.95 within 100 steps)
     #   and the image decoder's mask, no longer aligned with the crop, collapsed.
     keypoint_box_grad: bool = True  # False: the keypoint path uses the box detached (K_p of Eq. 6 and
     #   the un-cropping of keypoints), so Eq. 11/13 move the detector only through the crop's pixels
-    #   (the shared encoder), not through the geometry; the box learns from reconstruction and centering. The paper back-propagates everywhere (True). SPEC section 8
-    #   saw the mask loss push the detector to larger boxes and the decoder's mask shrink.
+    #   (the shared encoder), not through the geometry; the box learns from reconstruction and
+    #   centering. The paper back-propagates everywhere (True); docs/recipe.md (H2) saw the mask
+    #   loss push the detector to larger boxes and the decoder's mask shrink.
     keypoint_encoder_grad: bool = True  # False: the keypoint head reads the latent detached, so the
     #   keypoint losses (Eq. 11/13/14) train the keypoint head and mask decoder but never the shared
     #   encoder; Xi (and the image decoder's mask M_p) is learnt from reconstruction alone. The paper
@@ -211,7 +212,7 @@ class Config:
     #   latent or M_p, and a mask target that is not M_p.
     loss_reduction: str = "mean"  # norms of Eq. 10/11 averaged ("mean") or summed ("sum") over pixels
     #   (then averaged over the batch). The paper does not say; with "mean" delta = 0.01 and eta = 1
-    #   balance reconstruction as in SPEC section 8 (summing changes the balance by 10^3-10^5).
+    #   balance reconstruction (docs/recipe.md, H0; summing changes the balance by 10^3-10^5).
     perceptual_weights: str = ""  # path to ImageNet ResNet18 weights; "" = torchvision's hub cache
     perceptual_fallback: str = "random"  # no weights file: "random" = a fixed ResNet18 initialised
     #   with seed 0 (random features still measure structure), or "off" = drop the term. Logged loudly.
@@ -343,7 +344,7 @@ class Config:
 _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
     "paper-h36m": {},
     "paper-3dhp": dict(n_keypoints=48, latent_dim=1029, w_mask=5.0),
-    # SPEC section 8 "second attempt" recipe (it learned on 2 CPU cores) plus the deviations that
+    # The first CPU recipe (docs/recipe.md, H0: it learned on 2 CPU cores) plus the deviations that
     # docs/recipe.md found necessary on the synthetic set (each field says why): w_patch during the
     # warm-up only, the box prior, the keypoint path reading a detached box, a ramp and a sigma
     # anneal; and from the ladder (docs/recipe.md, "The ladder"): the keypoint head and the detector

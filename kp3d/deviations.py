@@ -48,7 +48,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
               "a 64 px patch: sigma 0.1 = 3.2 px; a wide start lets far keypoints feel the mask",
               "r8: the keypoints reach the person only with the anneal"),
     Deviation("mask decoder's last layer near zero", ("mask_decoder_last_init_std",),
-              "the keypoints' mask starts empty instead of a strong positive response", "SPEC failure mode 3 (H0)"),
+              "the keypoints' mask starts empty instead of a strong positive response", "docs/recipe.md, H0: the keypoints' mask started full"),
     Deviation("mask loss weight", ("w_mask",), "mean-reduced norms change the balance of Eq. 15",
               "recipe 'Common settings' (H0)"),
     Deviation("perceptual term", ("use_perceptual_loss",), "no ImageNet weights can be downloaded here",

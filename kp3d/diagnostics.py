@@ -1,4 +1,4 @@
-"""Diagnostics logged during training (SPEC section 5 and the failure modes of section 8).
+"""Diagnostics logged during training (the failure modes of docs/recipe.md, H0-H2).
 
 - ``kp_spread_px``: mean pairwise distance between the reprojected keypoints of a view, full-image
   pixels. Near 0 = collapse (all keypoints on one spot, failure modes 1 and 5).

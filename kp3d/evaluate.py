@@ -1,4 +1,4 @@
-"""Evaluation: probes on an export, baselines, the ablation runner, results tables (SPEC sections 3-4).
+"""Evaluation: probes on an export, baselines, the ablation runner, results tables (the paper's Sec. 3.5, 4 and S.1.2).
 
 What is measured (all errors pelvis-relative, world frame, mm on the synthetic set and Human3.6M;
 see :mod:`kp3d.probes` for the conventions):
@@ -470,7 +470,7 @@ def run_ablations(which: Iterable[str], profile: str = "smoke", out_dir=None, ma
                 export(run_dir / "checkpoints" / "last.pt", ex_path, max_frames=max_frames, overwrite=overwrite,
                        datasets=datasets, device=device, progress=progress)
             ex = load_export(ex_path)
-            # the mean pose once per table (SPEC section 8: always report it beside a result)
+            # the mean pose once per table (always reported beside a result)
             feats_here = (feats,) if wrows else ("mean_pose", feats)
             r = evaluate_export(ex, fractions=fractions, kinds=kinds, features=feats_here, progress=progress)
             for row in r:

@@ -1,4 +1,4 @@
-"""3D pose errors: MPJPE, N-MPJPE, P-MPJPE (SPEC section 3).
+"""3D pose errors: MPJPE, N-MPJPE, P-MPJPE (the paper's Sec. 4.2).
 
 All three take ``pred, gt: (..., J, 3)`` (numpy arrays or torch tensors, same shape, same units) and
 return the mean over joints *and* every leading dimension: a Python float for numpy input, a 0-d
@@ -7,7 +7,7 @@ synthetic set; the 3DHP tables use cm).
 
 - MPJPE: mean Euclidean distance per joint.
 - N-MPJPE: each frame's prediction is first scaled by ``s* = sum<p, g> / sum |p|^2`` (the optimal
-  scale, no translation or rotation), as SPEC section 3 states it. Pass root-relative poses.
+  scale, no translation or rotation), as the paper's protocol uses it. Pass root-relative poses.
 - P-MPJPE: each frame's prediction is first aligned to the ground truth by the optimal similarity
   transform (Procrustes: translation, rotation with det(R) = +1, i.e. no reflection, and scale).
 

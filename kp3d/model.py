@@ -1,4 +1,4 @@
-"""The unsupervised multi-view keypoint model (Honari et al., Sec. 3.1-3.2; SPEC section 1).
+"""The unsupervised multi-view keypoint model (Honari et al., Sec. 3.1-3.2).
 
 Per view: detector S -> crop -> encoder E -> image decoder D (RGB + mask) -> un-crop -> blend with
 the background (Eq. 2); keypoint head psi -> soft-argmax (Eq. 4). Across views: crop-adjusted

@@ -111,7 +111,7 @@ class ProbeConfig:
 
 
 # Per-profile probe settings. paper-*: S.1.2 (the paper trains 200K iterations; early stopping on
-# held-out labelled frames ends it sooner). cpu-demo: a 512-unit MLP (SPEC section 8 measured it on
+# held-out labelled frames ends it sooner). cpu-demo: a 512-unit MLP (measured on
 # 2 cores; 2048 units cost ~16x the time for a few mm). smoke: seconds.
 _PROFILE_PROBES = {
     "paper-h36m": dict(epochs=2000, max_iters=200_000, patience=20),

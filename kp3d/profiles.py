@@ -4,7 +4,7 @@ A *profile* picks sizes (resolution, frames, network width, iterations) for one 
 
 - ``smoke``: tests and CI, seconds per notebook;
 - ``cpu-demo``: a student's laptop, the default of ``make replicate`` (about 20 min on 2 cores);
-- ``paper-h36m`` / ``paper-3dhp``: the paper's settings (SPEC section 2), for a GPU and the real data.
+- ``paper-h36m`` / ``paper-3dhp``: the paper's settings (Sec. 3.3, S.1), for a GPU and the real data.
 
 Every notebook has ``PROFILE = "cpu-demo"`` in its ``parameters`` cell and then calls
 :func:`resolve_profile`, so the environment variable ``KP3D_PROFILE`` (set by the tests) wins over

@@ -334,7 +334,7 @@ def _write_report(run_dir: Path, stages: dict, profile: str) -> Path:
             continue
         lines += [f"## {name}", ""]
         lines += _paper_beside_ours(stage_dir, profile)
-        for table in tables:  # e.g. notebook 05's results beside the paper's (SPEC section 4)
+        for table in tables:  # e.g. notebook 05's results beside the paper's tables
             lines += [table.read_text().strip(), ""]
         lines += [f"![{fig.stem}]({fig.relative_to(run_dir).as_posix()})" for fig in figures]
         if figures:

@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = ["PAPER_RESULTS", "results_markdown", "summary", "write_results", "plot_fraction_curves"]
 
-# The paper's figures (Honari et al.), SPEC section 4. mm on Human3.6M; cm on MPI-INF-3DHP.
+# The paper's figures (Honari et al.), Tables 1 and 3-6, S3. mm on Human3.6M; cm on MPI-INF-3DHP.
 PAPER_RESULTS: dict[str, dict[str, Any]] = {
     "t1_sv_mlp": dict(table="1", setting="ours SV, 2-hid MLP, 32 kpts", mpjpe=125.73, n_mpjpe=121.04, p_mpjpe=89.05, unit="mm"),
     "t1_mv_linear": dict(table="1", setting="ours MV, linear, 32 kpts", mpjpe=120.9, n_mpjpe=117.9, p_mpjpe=93.5, unit="mm"),

@@ -217,7 +217,7 @@ def test_training_figures(tmp_path, data):
     assert (tmp_path / "curves.png").stat().st_size > 0
 
 
-# --- the whole path can overfit a handful of samples (SPEC section 5) ------------------------------
+# --- the whole path can overfit a handful of samples ------------------------------
 # The overfit run is chaotic: any change in the order of float sums acts like another seed. It
 # therefore trains in a child process with one thread and pinned arithmetic: ATen's scalar kernels
 # (ATEN_CPU_CAPABILITY=default), oneDNN limited to SSE4.1 and MKL in its compatible mode, so the
