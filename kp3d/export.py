@@ -32,8 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kp3d.checkpoint import load_model
-from kp3d.config import CROP_SOURCES
+from kp3d.checkpoint import load_checkpoint, load_model
+from kp3d.config import CROP_SOURCES, Config
 from kp3d.model import gt_masks
 from kp3d.train import make_dataset, select_views, to_device
 
@@ -144,7 +144,7 @@ def export_once(checkpoint: str | Path, out_path: str | Path, data: str | None =
     made on) is the one asked for now; otherwise it is replaced, and the replacement is said.
     """
     out_path = Path(out_path)
-    _, cfg = load_model(checkpoint, map_location="cpu")
+    cfg = Config.from_dict(load_checkpoint(checkpoint)["config"])  # the config alone: no model built
     want = cfg.replace(**{k: v for k, v in (("data", data), ("crop_source", crop_source)) if v is not None}).to_json()
     if out_path.exists():
         if str(load_export(out_path).get("config_json", "")) == want:

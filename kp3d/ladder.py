@@ -152,7 +152,7 @@ def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str |
     the one it trained with, e.g. "img-bg" for a detector run: the box prior's box in place of the
     detector's (:func:`kp3d.export.export`). The figures then say what the learned crop costs.
 
-    Returns a dict: ``step``, ``geometry`` (:func:`kp3d.discovery_check.geometry_figures`),
+    Returns a dict: ``step``, ``config`` (the run's, as trained), ``geometry`` (:func:`kp3d.discovery_check.geometry_figures`),
     ``probes`` (ridge and MLP of the 3D keypoints, the mean pose, the MLP of the model's own latent),
     ``tracking`` (median R^2 of :func:`kp3d.discovery_check.pose_tracking`), ``untrained``
     (ridge and MLP of the same network untrained, same probes; with ``with_untrained``) and, when
@@ -178,7 +178,7 @@ def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str |
         cfg, tag = cfg.replace(crop_source=crop_source), f"{tag}_crop-{crop_source}"  # validated here, before exporting
     ex = _export_once(last, run_dir / f"export_step{step:07d}{tag}.npz", crop_source, data)
     probes = probe_figures(ex, latent_export=ex)
-    res = {"run_dir": str(run_dir), "step": step, "data": cfg.data, "crop_source": cfg.crop_source, "geometry": geometry_figures(ex),
+    res = {"run_dir": str(run_dir), "step": step, "config": trained.to_dict(), "data": cfg.data, "crop_source": cfg.crop_source, "geometry": geometry_figures(ex),
            "probes": probes, "tracking": {"median_r2": pose_tracking(ex)["median_r2"]}}
     if cfg.crop_source == "detector":
         res["boxes"] = {split: box_figures(ex, cfg, split) for split in ("train", "test")}
@@ -218,11 +218,10 @@ TARGET_MASKS = {"predicted": "pred", "gt": None, "img-bg": "img-bg", "img-bg-mas
 
 
 def table6_row(res: dict) -> dict:
-    """One row of Table 6 from :func:`measure` (with masks) of a run: its target and seed, the probes
-    (mm and x the mean pose), the share of keypoints on the GT mask and the target's IoU with the GT."""
-    from kp3d import checkpoint as ckpt_io
-
-    run_cfg = Config.from_dict(ckpt_io.load_checkpoint(ckpt_io.latest_checkpoint(res["run_dir"]))["config"])
+    """One row of Table 6 from :func:`measure` (with masks) of a run: its target and seed (from the run's
+    ``config``), the probes (mm and x the mean pose), the share of keypoints on the GT mask and the
+    target's IoU with the GT."""
+    run_cfg = Config.from_dict(res["config"])
     p, key = res["probes"], TARGET_MASKS[run_cfg.mask_target]
     return {"target": run_cfg.mask_target, "seed": run_cfg.seed, "keypoint_input": run_cfg.keypoint_input,
             "run_dir": res["run_dir"], "step": res["step"], "data": res.get("data"), "mean_pose": p["mean_pose"]["mpjpe"],

@@ -99,6 +99,23 @@ def frame_masks(cfg: Config, images: torch.Tensor, backgrounds: torch.Tensor,
     return out
 
 
+def _labelled_batches(dataset, views, every: int, batch_size: int, caller: str):
+    """Every ``every``-th frame of ``dataset`` in batches, the ``views`` selected: yields (batch, gt masks
+    (B, V, 1, H, W)); a data set without ground-truth masks raises, naming ``caller``."""
+    from kp3d.model import gt_masks
+    from kp3d.train import select_views
+
+    if every < 1:
+        raise ValueError(f"every={every}: expected a frame step >= 1")
+    idx = list(range(0, len(dataset), every))
+    for batch in torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size):
+        b = select_views(batch, views)
+        gt = gt_masks(b)
+        if gt is None:
+            raise ValueError(f"{caller}: the data set has no ground-truth masks (only the synthetic set has them)")
+        yield b, gt
+
+
 def mask_figures(model, dataset, cfg: Config | None = None, every: int = 8, batch_size: int = 16,
                  device: str | torch.device = "cpu") -> dict[str, dict[str, float]]:
     """The figures of each mask of :data:`MASKS` over every ``every``-th frame of ``dataset``.
@@ -112,14 +129,7 @@ def mask_figures(model, dataset, cfg: Config | None = None, every: int = 8, batc
     Returns:
         mask name -> :meth:`MaskCounts.figures`, plus ``"views"``: the number of views measured.
     """
-    from kp3d.model import gt_masks
-    from kp3d.train import select_views
-
     cfg = cfg if cfg is not None else model.cfg
-    if every < 1:
-        raise ValueError(f"every={every}: expected a frame step >= 1")
-    idx = list(range(0, len(dataset), every))
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size)
     sums: dict[str, MaskCounts] = {}
     n_views = 0
     was_training = model.training if model is not None else False
@@ -127,17 +137,13 @@ def mask_figures(model, dataset, cfg: Config | None = None, every: int = 8, batc
         model.eval()
     try:
         with torch.no_grad():
-            for batch in loader:
-                b = select_views(batch, cfg.views)
-                gt = gt_masks(b)
-                if gt is None:
-                    raise ValueError("mask_figures: the data set has no ground-truth masks (only the synthetic set has them)")
+            for b, gt in _labelled_batches(dataset, cfg.views, every, batch_size, "mask_figures"):
                 imgs, bgs = b["images"].to(device), b["backgrounds"].to(device)
                 B, V, _, H, W = imgs.shape
                 pred = None
                 if model is not None:
                     out = model(imgs, bgs, b["K"].to(device), b["R"].to(device), b["t"].to(device), keypoints=False,
-                                masks=gt.to(device) if gt is not None else None)
+                                masks=gt.to(device))
                     pred = out["mask"].reshape(B * V, 1, H, W).cpu()
                 masks = frame_masks(cfg, imgs.flatten(0, 1).cpu(), bgs.flatten(0, 1).cpu(), pred)
                 g = gt.reshape(B * V, 1, H, W).float()
@@ -175,18 +181,9 @@ def threshold_figures(dataset, settings: list[tuple[float, int, float]], views=(
     Returns:
         one dict per setting: ``threshold``, ``cleanup``, ``shadow_chroma`` and the :meth:`MaskCounts.figures`.
     """
-    from kp3d.model import gt_masks
-    from kp3d.train import select_views
-
-    idx = list(range(0, len(dataset), every))
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size)
     sums = [MaskCounts() for _ in settings]
     with torch.no_grad():
-        for batch in loader:
-            b = select_views(batch, views)
-            gt = gt_masks(b)
-            if gt is None:
-                raise ValueError("threshold_figures: the data set has no ground-truth masks (only the synthetic set has them)")
+        for b, gt in _labelled_batches(dataset, views, every, batch_size, "threshold_figures"):
             imgs, bgs, g = b["images"].flatten(0, 1), b["backgrounds"].flatten(0, 1), gt.flatten(0, 1)
             for i, (thr, k, chroma) in enumerate(settings):
                 sums[i] = sums[i] + MaskCounts.of(foreground_mask(imgs, bgs, thr, k, chroma), g)
