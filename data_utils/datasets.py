@@ -568,9 +568,12 @@ def data_views(data: str, calibration: str | Path | None = None) -> tuple[int, .
     calibration = check_calibration(data, calibration)
     if not str(data).startswith("rig:"):
         return None
-    from .rig import rig_camera_names
+    from .rig import rig_camera_names, rig_root, too_few_cameras
 
-    return tuple(range(len(rig_camera_names(data, calibration))))
+    names = rig_camera_names(data, calibration)
+    if len(names) < 2:  # said here, before a model is configured with too few views
+        raise ValueError(too_few_cameras(rig_root(data), names))
+    return tuple(range(len(names)))
 
 
 def _even_indices(n: int, max_frames: int | None) -> np.ndarray:

@@ -60,6 +60,7 @@ from kp3d.cameras import Camera
 
 from .background import median_background
 from .calibration import Calibration, load_calibration, undistortion_maps
+from .frame_cache import decode_cached
 from .rig_spec import RIG_OPTIONS, parse_rig_spec, rig_root, with_rig_options  # noqa: F401 (part of this API)
 from .video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, image_files, iter_frames, video_info
 
@@ -87,12 +88,28 @@ _OPTION_HOWTO = {
     "backgrounds": "kp3d-train --backgrounds FOLDER; DATA = 'rig:PATH?backgrounds=FOLDER'",
     "units": "kp3d-train --units m; DATA = 'rig:PATH?units=m'",
     "up_axis": "kp3d-train --up-axis=-y; DATA = 'rig:PATH?up_axis=-y'",
+    "max_frames": "kp3d-train --max-frames N; DATA = 'rig:PATH?max_frames=N'",
 }
 
 
 def howto(option: str) -> str:
     """Where a loader option is set outside Python, for an error message."""
     return _OPTION_HOWTO[option]
+
+
+def too_few_cameras(root: Path, names: list[str]) -> str:
+    return (f"rig {root}: {len(names)} camera(s) {names}; triangulation needs at least 2 calibrated cameras with "
+            f"videos. Fix: add the calibration and video of another camera.")
+
+
+def unreadable_frames(root: Path, name: str, source: Path, decoded: int, wanted: int, why: str = "") -> str:
+    """The error for a video that ends before the frames its header announced (a copy cut short)."""
+    what = (f"rig {root}: camera {name}: {source} decoded {decoded} of the {wanted} frames its header announced "
+            f"(a truncated or damaged file{': ' + why if why else ''}).")
+    if decoded == 0:
+        return what + " Fix: copy the complete file again from the camera or its card."
+    return (what + f" Fix: use the {decoded} readable frames with max_frames={decoded} "
+            f"({howto('max_frames').replace('N', str(decoded))}), or copy the complete file again.")
 
 
 class ContaminatedBackgroundWarning(UserWarning):
@@ -358,8 +375,7 @@ class RigDataset(Dataset):
         if unknown:
             raise ValueError(f"cameras={cameras}: {unknown} not in the calibration (cameras: {self.calibration.names})")
         if len(names) < 2:
-            raise ValueError(f"rig {self.root}: {len(names)} camera(s) {names}; triangulation needs at least 2 "
-                             f"calibrated cameras with videos")
+            raise ValueError(too_few_cameras(self.root, names))
         self.sources = match_sources(self.root, names, allow_extra=cameras is not None)
         self.camera_names = names
 
@@ -438,23 +454,29 @@ class RigDataset(Dataset):
         last = self.frames[-1]
         k = 0
         bar = tqdm(total=len(self.frames), desc=f"decoding {name}", disable=not progress, leave=False)
-        for i, img in enumerate(iter_frames(self.sources[name], max_frames=last + 1)):
-            if i in wanted:
-                out[k, v] = _prepare(img, self._maps[v], self._placement[v], self.image_size)
-                k += 1
-                bar.update(1)
-        bar.close()
+        try:
+            for i, img in enumerate(iter_frames(self.sources[name], max_frames=last + 1)):
+                if i in wanted:
+                    out[k, v] = _prepare(img, self._maps[v], self._placement[v], self.image_size)
+                    k += 1
+                    bar.update(1)
+        except ValueError as e:  # FFmpeg stopped in the middle: the frames before are still usable
+            raise ValueError(unreadable_frames(self.root, name, self.sources[name], k, len(self.frames), str(e))) from None
+        finally:
+            bar.close()
         if k != len(self.frames):
-            raise ValueError(f"camera {name}: {self.sources[name]} decoded {k} of the {len(self.frames)} frames its "
-                             f"header announced (a truncated or damaged file?). Fix: re-encode it, or use "
-                             f"max_frames/trim to stay within the readable part.")
+            raise ValueError(unreadable_frames(self.root, name, self.sources[name], k, len(self.frames)))
 
     def _decode_all(self, cache: bool, progress: bool) -> np.ndarray:
         shape = (len(self.frames), len(self.camera_names), self.image_size, self.image_size, 3)
-        if not cache:
-            out = np.zeros(shape, np.uint8)
+
+        def fill(out: np.ndarray) -> None:
             for v in range(len(self.camera_names)):
                 self._decode_camera(v, out, progress)
+
+        if not cache:
+            out = np.zeros(shape, np.uint8)
+            fill(out)
             return out
         from kp3d.profiles import cache_dir
 
@@ -464,16 +486,9 @@ class RigDataset(Dataset):
             if arr.shape == shape:
                 log.info("rig %s: decoded frames from the cache %s", self.root, path)
                 return arr
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".partial.npy")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        for v in range(len(self.camera_names)):
-            self._decode_camera(v, out, progress)
-        out.flush()
-        del out
-        tmp.replace(path)  # only a complete file gets the final name
+        arr = decode_cached(path, shape, fill)
         log.info("rig %s: %d frames x %d cameras decoded to %s", self.root, shape[0], shape[1], path)
-        return np.load(path, mmap_mode="r")
+        return arr
 
     # -- backgrounds ------------------------------------------------------------------------
     def _background(self, v: int, backgrounds, background_frames: int, progress: bool) -> np.ndarray:

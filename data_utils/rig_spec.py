@@ -3,8 +3,9 @@
 
 The options after ``?`` are the :class:`data_utils.rig.RigDataset` arguments of the same names, so
 that every entry point reaches them: ``trim`` (true/false), ``cameras`` (comma-separated names),
-``backgrounds`` (a folder), ``units`` (auto, m, mm) and ``up_axis`` (auto, z, -z, y, -y, x, -x).
-Pure string handling: nothing here reads the folder.
+``backgrounds`` (a folder), ``units`` (auto, m, mm), ``up_axis`` (auto, z, -z, y, -y, x, -x) and
+``max_frames`` (keep the first N frames: the readable part of a video cut short). Pure string
+handling: nothing here reads the folder.
 
 Example:
     >>> parse_rig_spec("rig:/data/my_rig?units=m")
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-RIG_OPTIONS = ("trim", "cameras", "backgrounds", "units", "up_axis")  # options of a "rig:PATH?..." spec
+RIG_OPTIONS = ("trim", "cameras", "backgrounds", "units", "up_axis", "max_frames")  # options of a "rig:PATH?..." spec
 
 
 def _parse_option(spec: str, key: str, value: str):
@@ -30,6 +31,14 @@ def _parse_option(spec: str, key: str, value: str):
         return names
     if key == "backgrounds":
         return str(Path(value).expanduser())
+    if key == "max_frames":
+        try:
+            n = int(str(value).strip())
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"data={spec!r}: max_frames={value!r}, expected a whole number of frames >= 1")
+        return n
     return value.strip()
 
 
@@ -38,7 +47,8 @@ def parse_rig_spec(spec: str) -> tuple[str, dict]:
 
     Options (:data:`RIG_OPTIONS`, the :class:`RigDataset` arguments of the same names): ``trim``
     (true/false), ``cameras`` (comma-separated names), ``backgrounds`` (a folder), ``units``
-    (auto, m, mm) and ``up_axis`` (auto, z, -z, y, -y, x, -x). An unknown key raises.
+    (auto, m, mm), ``up_axis`` (auto, z, -z, y, -y, x, -x) and ``max_frames`` (a whole number). An
+    unknown key raises.
 
     Example:
         >>> parse_rig_spec("rig:/data/my_rig?trim=true&cameras=cam1,cam3")

@@ -100,7 +100,10 @@ def video_info(path: str | Path) -> dict:
             if frames <= 0:  # header without a count: count the packets (no decoding)
                 frames = sum(1 for p in container.demux(stream) if p.size > 0)
     except av.error.FFmpegError as e:
-        raise ValueError(f"{path}: FFmpeg cannot read this video ({e})") from None
+        raise ValueError(f"{path}: FFmpeg cannot read this video ({e}): the file is damaged or incomplete (an .mp4 "
+                         f"cut short loses its index, which most cameras write at its end). Fix: copy the complete "
+                         f"file again from the camera or its card (a recovery tool such as untrunc, given an intact "
+                         f"recording of the same camera, can rebuild a lost index).") from None
     return {"width": int(width), "height": int(height), "frames": frames, "fps": fps}
 
 

@@ -9,7 +9,7 @@
 
 ``--set key=value`` accepts any :class:`kp3d.config.Config` field (booleans: true/false; tuples:
 ``views=0,1,2``). ``python -m kp3d.cli`` is the same command. The rig options (``--trim``,
-``--cameras``, ``--backgrounds``, ``--units``, ``--up-axis``) become part of the data spec
+``--cameras``, ``--backgrounds``, ``--units``, ``--up-axis``, ``--max-frames``) become part of the data spec
 (``rig:/data/my_rig?trim=true&cameras=cam1,cam3``), the form the notebooks' ``DATA`` takes.
 
 An error prints one line (``error: ...``, exit status 2); ``--debug`` shows the traceback instead.
@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     rig.add_argument("--backgrounds", default=None, metavar="FOLDER", help="empty-scene images/clips per camera")
     rig.add_argument("--units", default=None, choices=("auto", "m", "mm"), help="the calibration's length unit")
     rig.add_argument("--up-axis", default=None, help="the calibration's up axis (z, -z, y, -y, x, -x; auto)")
+    rig.add_argument("--max-frames", type=int, default=None, metavar="N",
+                     help="keep the first N frames (e.g. the readable part of a video cut short)")
     return add_debug_flag(p)
 
 
@@ -105,7 +107,7 @@ def parse_overrides(items: list[str]) -> dict:
 
 def _rig_options(args) -> dict:
     opts = {"trim": True if args.trim else None, "cameras": args.cameras, "backgrounds": args.backgrounds,
-            "units": args.units, "up_axis": args.up_axis}
+            "units": args.units, "up_axis": args.up_axis, "max_frames": args.max_frames}
     return {k: v for k, v in opts.items() if v is not None}
 
 

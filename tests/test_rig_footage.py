@@ -1,0 +1,133 @@
+"""A user's own footage as it arrives: a copy cut short, a lost index, a failed decode, one camera.
+
+Each test names the fix an error message offers and then follows it.
+"""
+from __future__ import annotations
+
+import os
+
+import av
+import numpy as np
+import pytest
+
+pytest.importorskip("cv2")
+
+from data_utils.frame_cache import decode_cached, remove_stale_partials  # noqa: E402
+from data_utils.rig import make_rig_dataset  # noqa: E402
+from data_utils.rig_spec import parse_rig_spec  # noqa: E402
+from test_rig import T, build_rig  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::data_utils.rig.ContaminatedBackgroundWarning")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KP3D_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _rewrite_with_index_first(path):
+    """Re-mux ``path`` with its index (moov) at the start, as cameras that stream to disk do."""
+    tmp = path.with_name("tmp_" + path.name)
+    with av.open(str(path)) as src, av.open(str(tmp), "w", options={"movflags": "faststart"}) as dst:
+        s_in = src.streams.video[0]
+        add = getattr(dst, "add_stream_from_template", None)  # PyAV >= 14; add_stream(template=) before
+        s_out = add(s_in) if add is not None else dst.add_stream(template=s_in)
+        for packet in src.demux(s_in):
+            if packet.dts is None:
+                continue
+            packet.stream = s_out
+            dst.mux(packet)
+    tmp.replace(path)
+
+
+def _cut(path, share: float = 0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * share)])
+
+
+@pytest.fixture()
+def cut_rig(tmp_path):
+    """A rig whose camA video was cut short after about half its bytes (the header still says T)."""
+    root = tmp_path / "cut"
+    build_rig(root)
+    _rewrite_with_index_first(root / "camA.mp4")
+    _cut(root / "camA.mp4")
+    return root
+
+
+def _readable(message: str) -> int:
+    import re
+
+    m = re.search(r"max_frames=(\d+)", message)
+    assert m, message
+    return int(m.group(1))
+
+
+def test_max_frames_is_a_rig_option():
+    assert parse_rig_spec("rig:/data/r?max_frames=30") == ("rig:/data/r", {"max_frames": 30})
+    with pytest.raises(ValueError, match="max_frames='x'"):
+        parse_rig_spec("rig:/data/r?max_frames=x")
+
+
+def test_a_video_cut_short_names_a_fix_that_works(cut_rig):
+    from kp3d.profiles import cache_dir
+
+    with pytest.raises(ValueError, match=r"camA.*decoded \d+ of the 24 frames") as err:
+        make_rig_dataset(f"rig:{cut_rig}", profile="smoke", image_size=32, progress=False)
+    k = _readable(str(err.value))
+    assert 0 < k < T
+    assert "kp3d-train --max-frames" in str(err.value)
+    assert not list(cache_dir().rglob("*.partial*")), "a failed decode left its partial file"
+    ds = make_rig_dataset(f"rig:{cut_rig}?max_frames={k}", profile="smoke", image_size=32, progress=False)
+    assert len(ds) == k
+    assert ds[k - 1]["images"].shape == (3, 3, 32, 32)
+
+
+def test_a_lost_index_names_a_fix(tmp_path):
+    root = tmp_path / "noindex"
+    build_rig(root)
+    _cut(root / "camB.mp4")  # written with the index at the end: cut, it cannot be opened at all
+    with pytest.raises(ValueError, match=r"camB.mp4: FFmpeg cannot read this video.*Fix: copy the complete file"):
+        make_rig_dataset(f"rig:{root}", profile="smoke", image_size=32, progress=False)
+
+
+def test_partial_files_of_stopped_processes_are_removed(tmp_path):
+    folder = tmp_path / "rig"
+    folder.mkdir()
+    dead = folder / "a-1.999999999.partial.npy"   # no process has this id
+    old = folder / "b-2.partial.npy"              # older name, without a process id
+    live = folder / f"c-3.{os.getpid()}.partial.npy"
+    for p in (dead, old, live):
+        p.write_bytes(b"x")
+    assert sorted(remove_stale_partials(folder)) == sorted([dead, old])
+    assert live.exists()
+
+    def fail(out):
+        out[0] = 1
+        raise ValueError("decode failed")
+
+    with pytest.raises(ValueError, match="decode failed"):
+        decode_cached(folder / "d-4.npy", (3, 2), fail)
+    assert sorted(p.name for p in folder.iterdir()) == [live.name]
+
+
+def test_one_camera_is_said_in_the_rig_s_words(tmp_path):
+    from data_utils.datasets import data_views
+
+    root = tmp_path / "one"
+    build_rig(root, n_cameras=1)
+    with pytest.raises(ValueError, match=r"rig .*one: 1 camera\(s\) \['camA'\]; triangulation needs at least 2 "
+                                         r"calibrated cameras with videos"):
+        data_views(f"rig:{root}")
+
+
+def test_one_camera_on_the_command_line(tmp_path, capsys):
+    from kp3d import cli
+
+    root = tmp_path / "one"
+    build_rig(root, n_cameras=1)
+    assert cli.main(["--profile", "smoke", "--data", f"rig:{root}", "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "1 camera(s) ['camA']; triangulation needs at least 2 calibrated cameras" in err
+    assert "views=" not in err
+    assert not (tmp_path / "run").exists()
