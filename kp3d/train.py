@@ -303,8 +303,39 @@ def _train(cfg: Config, run_dir, resume: bool, progress: bool, dataset, info: Di
     if cfg.batch_size % info.world_size:
         raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the number of processes ({info.world_size})")
     per_rank = cfg.batch_size // info.world_size
+    made = run_dir is None or not Path(run_dir).exists()
     run_dir = Path(broadcast_object(str(prepare_run_dir(cfg, run_dir, resume)) if info.is_main else None, info))
+    try:
+        return _train_in(cfg, run_dir, resume, progress, dataset, info, max_minutes, per_rank)
+    except BaseException:
+        if info.is_main and not resume:
+            remove_stub_run(run_dir, made)
+        raise
 
+
+def remove_stub_run(run_dir: Path, made: bool) -> None:
+    """After a new run failed before its first checkpoint: remove the files it wrote (and the folder
+    when this run made it and nothing else is in it), so that no stub is mistaken for a run. A folder
+    with a checkpoint, or with files of someone else, keeps them."""
+    import shutil
+
+    run_dir = Path(run_dir)
+    if ckpt_io.latest_checkpoint(run_dir) is not None:
+        return
+    for name in ("config.json", "run_info.json", "metrics.csv"):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "tb", ignore_errors=True)
+    ckpt_dir = ckpt_io.checkpoint_dir(run_dir)
+    if ckpt_dir.is_dir() and not any(ckpt_dir.iterdir()):
+        ckpt_dir.rmdir()
+    if made and run_dir.is_dir() and not any(run_dir.iterdir()):
+        run_dir.rmdir()
+        log.info("training stopped before its first checkpoint: removed the new run folder %s", run_dir)
+
+
+def _train_in(cfg: Config, run_dir: Path, resume: bool, progress: bool, dataset, info: DistInfo, max_minutes,
+              per_rank: int) -> Path:
+    dev = info.device
     _seed_everything(cfg.seed)  # identical initial weights on every rank
     model, optimizer, perceptual = build_training_parts(cfg, dev)
     perceptual_source = perceptual.source if perceptual is not None else "off"

@@ -131,3 +131,14 @@ def test_one_camera_on_the_command_line(tmp_path, capsys):
     assert "1 camera(s) ['camA']; triangulation needs at least 2 calibrated cameras" in err
     assert "views=" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_kp3d_train_leaves_no_run_folder_nor_partial(cut_rig, tmp_path, capsys):
+    from kp3d import cli
+    from kp3d.profiles import cache_dir
+
+    run = tmp_path / "run"
+    assert cli.main(["--profile", "smoke", "--data", f"rig:{cut_rig}", "--run-dir", str(run), "--no-progress"]) == 2
+    assert "--max-frames" in capsys.readouterr().err
+    assert not run.exists()
+    assert not list(cache_dir().rglob("*.partial*"))

@@ -98,3 +98,38 @@ def test_a_missing_dependency_is_one_line(capsys):
         cli.run_entry_point(needs("torch"), ["--debug"])
     with pytest.raises(ModuleNotFoundError):
         cli.run_entry_point(needs("kp3d.nothing"), [])
+
+
+class _Broken(torch.utils.data.Dataset):
+    """A data set whose samples cannot be read (a disk that went away, a bad file)."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        raise OSError("the frames cannot be read")
+
+
+def test_a_failed_training_leaves_no_stub_run_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("KP3D_OUTPUT_DIR", str(tmp_path / "outputs"))
+    cfg = get_config("smoke", amp="none", max_iters=2, warmup_iters=1, log_every=1, ckpt_every=2)
+    with pytest.raises(OSError, match="cannot be read"):
+        train(cfg, dataset=_Broken(), progress=False, device="cpu")  # a new folder under outputs/runs
+    runs = tmp_path / "outputs" / "runs"
+    assert not runs.exists() or not list(runs.iterdir())
+    named = tmp_path / "named"
+    with pytest.raises(OSError):
+        train(cfg, run_dir=named, dataset=_Broken(), progress=False, device="cpu")
+    assert not named.exists()
+    # a folder that holds a checkpoint keeps everything when a resumed run fails
+    good = tmp_path / "good"
+    train(cfg, run_dir=good, dataset=FakeMultiView(n=4, size=64), progress=False, device="cpu")
+    kept = ("config.json", "run_info.json", "metrics.csv", "checkpoints")
+
+    def files():
+        return sorted(str(p.relative_to(good)) for p in good.rglob("*") if p.relative_to(good).parts[0] in kept)
+
+    before = files()
+    with pytest.raises(OSError):
+        train(cfg.replace(max_iters=4), run_dir=good, resume=True, dataset=_Broken(), progress=False, device="cpu")
+    assert files() == before and any(f.endswith(".pt") for f in before)
