@@ -13,7 +13,11 @@ its notebook to the end: it is marked ``running`` while it runs, and an executed
 that did not complete is run again. ``--redo`` reruns everything.
 
 The warnings the notebooks raise (Python warnings and log records at WARNING, e.g. a contaminated
-background or a converted calibration) are printed on the console once each and listed in REPORT.md.
+background or a converted calibration) are printed on the console once each, again together at the
+end of the run, and listed in REPORT.md. REPORT.md (:mod:`kp3d.replicate_report`) is written after a
+failed stage too: it names the stage, its error and the command to run again, and marks the stages
+after it as an earlier run's. The executed notebook of a stage's last complete run is kept in
+``previous/`` while the stage runs again, until that run completes.
 Paths in ``-p`` values (DATA's folder, CALIBRATION, ``*_PATH``) are taken relative to the caller's
 working directory, not to notebooks/ where the notebooks run.
 
@@ -33,6 +37,7 @@ from pathlib import Path
 
 import kp3d
 from kp3d.profiles import ENV_OUTPUT_DIR, ENV_PROFILE, PROFILES, check_profile
+from kp3d.replicate_report import rerun_command, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -259,93 +264,6 @@ def read_warnings(path: Path) -> list[str]:
     return list(seen)
 
 
-# our (features, probe) -> the paper's row of the same setting, whatever our keypoint count
-_PAPER_MATCH = (("mv_keypoints", "linear", "t1_mv_linear"), ("mv_keypoints", "mlp", "t1_mv_mlp"),
-                ("sv_keypoints", "mlp", "t1_sv_mlp"), ("latent", "mlp", "t4_reconst"), ("2d", "linear", "t3_2d"))
-_PLUMBING = ("**Smoke profile: a plumbing check.** A few training steps on a tiny data set: the numbers below "
-             "show that every stage runs and say nothing about the method.")
-
-
-def _paper_beside_ours(stage_dir: Path, profile: str) -> list[str]:
-    """Report lines for a probing stage (its ``metrics.json``): whether probing ran, and the paper's
-    rows beside ours matched by setting, in every profile (the stage's own table fills its paper
-    columns only for the paper's 32 keypoints)."""
-    import re
-
-    from kp3d.evaluate import PAPER_RESULTS
-
-    path = stage_dir / "metrics.json"
-    if not path.is_file():
-        return []
-    doc = json.loads(path.read_text())
-    out = []  # the smoke profile's plumbing note heads the report
-    probing = doc.get("probing", "done")
-    if probing != "done":
-        reason = probing.split(": ", 1)[1] if probing.startswith("probing skipped: ") else probing
-        out += [f"**Probing skipped**: {reason} The probing table below has no rows for that reason.", ""]
-    rows = [r for r in doc.get("rows", []) if r.get("fraction", 1.0) == 1.0]
-    ours = {(r.get("key"), r.get("probe")): r for r in rows}
-    n_kp = next((int(m.group(1)) for r in rows if (m := re.search(r"(\d+) kpts", str(r.get("setting", ""))))), None)
-
-    def fmt(v, digits=1):
-        return f"{v:.{digits}f}" if isinstance(v, (int, float)) else "-"
-
-    out += ["### The paper beside ours, matched by setting", "",
-            "| our setting | probe | our MPJPE | paper table | paper setting | paper MPJPE |", "|---|---|---|---|---|---|"]
-    matches = list(_PAPER_MATCH)
-    if n_kp is not None:  # Table S3 (3DHP): the keypoint count nearest ours
-        nearest = min((16, 32, 48, 96), key=lambda n: (abs(n - n_kp), n))
-        matches.append(("mv_keypoints", "mlp", f"ts3_{nearest}"))
-    for key, probe, paper_key in matches:
-        r, p = ours.get((key, probe), {}), PAPER_RESULTS[paper_key]
-        unit, theirs_unit = (" %", " %") if key == "2d" else (" mm", " " + p["unit"])
-        metric, digits = ("pct_mse", 2) if key == "2d" else ("mpjpe", 1)
-        mine = fmt(r.get(metric), digits) + (unit if isinstance(r.get(metric), (int, float)) else "")
-        theirs = fmt(p.get(metric), digits) + theirs_unit
-        out.append(f"| {r.get('setting', key + (' (not run)' if probing == 'done' else ' (skipped)'))} | {probe} "
-                   f"| {mine} | {p['table']} | {p['setting']} | {theirs} |")
-    out += ["", "Matched by setting (features and probe), whatever the keypoint count: Tables 1, 3 and 4 are the "
-            "paper's 32 keypoints on Human3.6M (mm); the Table S3 row (MPI-INF-3DHP, cm) is the keypoint count "
-            f"nearest ours ({n_kp if n_kp is not None else 'unknown'}). Ours are on our data set (synthetic unless "
-            "DATA says otherwise), so only the ordering compares.", ""]
-    return out
-
-
-def _write_report(run_dir: Path, stages: dict, profile: str) -> Path:
-    lines = [f"# kp3d replication report: run `{run_dir.name}`", "", f"Profile: `{profile}`", "",
-             *([_PLUMBING, ""] if profile == "smoke" else []),
-             "| stage | status | wall time (s) |", "|---|---|---|"]
-    for name, st in stages["stages"].items():
-        lines.append(f"| {name} | {st['status']} | {st.get('seconds', float('nan')):.1f} |")
-    total = sum(st.get("seconds", 0.0) for st in stages["stages"].values())
-    lines += ["", f"Total notebook time: {total:.1f} s", ""]
-    warned: dict[str, list[str]] = {}  # message -> stages that raised it (each message once)
-    for name, st in stages["stages"].items():
-        for msg in st.get("warnings", []):
-            warned.setdefault(msg, []).append(name)
-    if warned:
-        lines += ["## Warnings", ""] + [f"- {msg} ({', '.join(names)})" for msg, names in warned.items()] + [""]
-    for name in stages["stages"]:
-        stage_dir = run_dir / Path(name).stem
-        results = stage_dir / "results.json"
-        tables = sorted(stage_dir.glob("*.md")) if stage_dir.is_dir() else []
-        figures = sorted(stage_dir.glob("*.png")) if stage_dir.is_dir() else []
-        if not (results.exists() or tables or figures):
-            continue
-        lines += [f"## {name}", ""]
-        lines += _paper_beside_ours(stage_dir, profile)
-        for table in tables:  # e.g. notebook 05's results beside the paper's tables
-            lines += [table.read_text().strip(), ""]
-        lines += [f"![{fig.stem}]({fig.relative_to(run_dir).as_posix()})" for fig in figures]
-        if figures:
-            lines.append("")
-        if results.exists():
-            lines += ["```json", results.read_text().strip(), "```", ""]
-    path = run_dir / "REPORT.md"
-    path.write_text("\n".join(lines))
-    return path
-
-
 def run_pipeline(profile: str, run: str | None = None, outputs: Path | None = None, redo: bool = False,
                  only: list[str] | None = None, parameters: dict | None = None,
                  notebook_dir: Path = NOTEBOOK_DIR, log=print) -> Path:
@@ -374,7 +292,7 @@ def run_pipeline(profile: str, run: str | None = None, outputs: Path | None = No
         )
     stages = {"profile": profile, "stages": stages.get("stages", {})}
     common = run_inputs(profile, parameters)
-    shown: set[str] = set()  # warnings already printed: each once
+    shown: dict[str, str] = {}  # warning -> the stage that printed it first: each printed once
     env_keys = (ENV_PROFILE, ENV_OUTPUT_DIR, ENV_WARNINGS_FILE, "IPYTHONDIR")
     env_before = {k: os.environ.get(k) for k in env_keys}
     hook_dir = tempfile.TemporaryDirectory(prefix="kp3d-ipython-")
@@ -383,6 +301,7 @@ def run_pipeline(profile: str, run: str | None = None, outputs: Path | None = No
     os.environ[ENV_OUTPUT_DIR] = str(run_dir)
     os.environ["IPYTHONDIR"] = str(_install_kernel_hook(Path(hook_dir.name)))
     upstream = ""
+    order = [nb.name for nb in notebooks]
     try:
         for i, nb in enumerate(notebooks, 1):
             tag = f"[{i}/{len(notebooks)}] {nb.name}"
@@ -396,7 +315,14 @@ def run_pipeline(profile: str, run: str | None = None, outputs: Path | None = No
             if why and done:
                 log(f"{tag}: {why}: running it again")
             log(f"{tag}: running ({profile}) ...")
-            _run_stage(pm, nb, run_dir, stages, stages_path, profile, parameters, inputs, fp, log, tag, shown)
+            try:
+                _run_stage(pm, nb, run_dir, stages, stages_path, profile, parameters, inputs, fp, log, tag, shown)
+            except BaseException:
+                report = write_report(run_dir, stages, profile, failed=nb.name, order=order,
+                                       rerun=rerun_command(profile, run, parameters, only))
+                _log_warning_summary(shown, log)
+                log(f"{tag}: {stages['stages'][nb.name]['status']}; report: {report}")
+                raise
     finally:
         for k, v in env_before.items():
             if v is None:
@@ -404,9 +330,18 @@ def run_pipeline(profile: str, run: str | None = None, outputs: Path | None = No
             else:
                 os.environ[k] = v
         hook_dir.cleanup()
-    report = _write_report(run_dir, stages, profile)
+    report = write_report(run_dir, stages, profile)
+    _log_warning_summary(shown, log)
     log(f"all stages done; report: {report}")
     return run_dir
+
+
+def _log_warning_summary(shown: dict, log) -> None:
+    """Every warning of the run once more, at its end, where a user looks (also in REPORT.md)."""
+    if shown:
+        log(f"{len(shown)} warning(s) in this run (also in REPORT.md):")
+        for msg, tag in shown.items():
+            log(f"  - {msg} ({tag.split('] ', 1)[-1]})")
 
 
 def _rerun_reason(done: dict, inputs: dict, fp: str, executed: Path) -> str | None:
@@ -424,14 +359,21 @@ def _rerun_reason(done: dict, inputs: dict, fp: str, executed: Path) -> str | No
 
 
 def _run_stage(pm, nb: Path, run_dir: Path, stages: dict, stages_path: Path, profile: str, parameters: dict,
-               inputs: dict, fp: str, log, tag: str, shown: set) -> None:
+               inputs: dict, fp: str, log, tag: str, shown: dict) -> None:
     """Execute one notebook; record it as done only when papermill ran it to the end."""
     warnings_file = run_dir / ".warnings" / f"{nb.stem}.jsonl"
     warnings_file.parent.mkdir(exist_ok=True)
     warnings_file.unlink(missing_ok=True)
     os.environ[ENV_WARNINGS_FILE] = str(warnings_file)
+    executed, previous = run_dir / nb.name, run_dir / "previous" / nb.name
+    earlier = stages["stages"].get(nb.name, {})
+    if earlier.get("status") == "done" and executed.is_file() and notebook_incomplete(executed) is None:
+        # the last complete run's notebook is kept until this one completes: a failed rerun must not destroy it
+        previous.parent.mkdir(exist_ok=True)
+        os.replace(executed, previous)
+    kept = {"previous": previous.relative_to(run_dir).as_posix()} if previous.is_file() else {}
     # until papermill returns, the stage is not done: a killed kernel or process leaves "running"
-    stages["stages"][nb.name] = {"status": "running", "seconds": 0.0, "fingerprint": fp, "inputs": inputs}
+    stages["stages"][nb.name] = {"status": "running", "seconds": 0.0, "fingerprint": fp, "inputs": inputs, **kept}
     _save_stages(stages_path, stages)
     t0 = time.time()
 
@@ -439,7 +381,7 @@ def _run_stage(pm, nb: Path, run_dir: Path, stages: dict, stages_path: Path, pro
         entry["warnings"] = read_warnings(warnings_file)
         for msg in entry["warnings"]:
             if msg not in shown:
-                shown.add(msg)
+                shown[msg] = tag
                 log(f"{tag}: warning: {msg}")
         stages["stages"][nb.name] = {**stages["stages"][nb.name], **entry, "seconds": time.time() - t0}
         _save_stages(stages_path, stages)
@@ -464,7 +406,9 @@ def _run_stage(pm, nb: Path, run_dir: Path, stages: dict, stages_path: Path, pro
     if incomplete:
         finish({"status": "failed", "error": incomplete})
         raise StageFailed(f"{nb.name}: {incomplete}; rerun to run it again")
+    stages["stages"][nb.name].pop("previous", None)
     finish({"status": "done"})
+    previous.unlink(missing_ok=True)  # superseded by the run that just completed
     log(f"{tag}: done in {stages['stages'][nb.name]['seconds']:.0f} s")
 
 

@@ -27,7 +27,8 @@ def notebooks(tmp_path):
         "PROFILE = resolve_profile(PROFILE)\n"
         "(output_dir('01_first') / 'results.json').write_text(json.dumps({'profile': PROFILE, 'value': VALUE}))\n"
         "(output_dir('01_first') / 'metrics.md').write_text('| setting | ours | paper |\\n|---|---|---|\\n| MV MLP | 99.0 | 73.8 |')\n"
-        "(output_dir('01_first') / 'keypoints.png').write_bytes(b'png')"
+        "(output_dir('01_first') / 'keypoints.png').write_bytes(b'png')\n"
+        "(output_dir('01_first') / 'keypoint_viewer.html').write_text('<html></html>')"
     ))
     write_nb(d / "02_second.ipynb", "x = VALUE * 2")
     return d
@@ -43,6 +44,7 @@ def test_parameters_reach_notebooks_and_stages_are_reused(tmp_path, notebooks):
     report = (run_dir / "REPORT.md").read_text()
     assert "| MV MLP | 99.0 | 73.8 |" in report and "![keypoints](01_first/keypoints.png)" in report
     assert '"value": 7' in report and "| 02_second.ipynb | done |" in report
+    assert "[keypoint_viewer.html](01_first/keypoint_viewer.html)" in report  # the viewer, linked
     stages = json.loads((run_dir / "stages.json").read_text())
     assert [s["status"] for s in stages["stages"].values()] == ["done", "done"]
     logs.clear()

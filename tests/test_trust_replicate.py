@@ -121,3 +121,33 @@ def test_unknown_or_profile_parameters_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no notebook to run takes it" in err and "MAX_ITERS" in err
     assert not (tmp_path / "smoke").exists()  # refused before anything was written
+
+
+def test_a_failed_rerun_is_reported_as_failed(tmp_path, notebooks):
+    write_nb(notebooks / "01_first.ipynb", RECORD + "\nif DATA == 'rig:/nowhere':\n    raise ValueError('rig /nowhere: not found')",
+             DATA_PARAMS)
+    write_nb(notebooks / "02_second.ipynb", "import warnings\nwarnings.warn('camera c1: the old rig is contaminated')")
+    logs = _run(tmp_path, notebooks)
+    assert logs[-3:-1] == ["1 warning(s) in this run (also in REPORT.md):",
+                           "  - camera c1: the old rig is contaminated (02_second.ipynb)"]
+    run = tmp_path / "out" / "r"
+    good = (run / "01_first.ipynb").read_text()
+    logs = []
+    with pytest.raises(StageFailed, match="01_first.ipynb failed"):
+        run_pipeline("smoke", run="r", outputs=tmp_path / "out", notebook_dir=notebooks, log=logs.append,
+                     parameters={"DATA": "rig:/nowhere"})
+    report = (run / "REPORT.md").read_text()
+    assert "| 01_first.ipynb | done |" not in report and "| 01_first.ipynb | failed |" in report
+    assert "Stopped: stage 01_first.ipynb failed" in report
+    assert "ValueError: rig /nowhere: not found" in report
+    assert "python -m kp3d.replicate --profile smoke --run r -p DATA rig:/nowhere" in report
+    assert "| 02_second.ipynb | done |" not in report and "02_second.ipynb | earlier run's result" in report
+    assert "old rig is contaminated" not in report  # an earlier run's warning is not this run's
+    # the last complete executed notebook is kept, and named in the report
+    assert (run / "previous" / "01_first.ipynb").read_text() == good
+    assert "previous/01_first.ipynb" in report
+    assert any("report:" in line and "failed" in line for line in logs)
+    # once it runs again, the kept copy goes
+    _run(tmp_path, notebooks)
+    assert not (run / "previous" / "01_first.ipynb").exists()
+    assert "| 01_first.ipynb | done |" in (run / "REPORT.md").read_text()
