@@ -86,6 +86,23 @@ del _kp3d_install_warning_hook
 """
 
 
+# The kernels' IPython config (the same IPython directory): papermill starts each kernel on this
+# machine and talks to it over the loopback interface, so ipykernel's warning that its TCP transport
+# is unencrypted, printed before every stage, says nothing a user can act on; that one message is
+# dropped, the kernel's other messages stay.
+_KERNEL_CONFIG = """\
+import logging
+
+
+class _KernelTransportNotice(logging.Filter):
+    def filter(self, record):
+        return not str(record.msg).startswith("Kernel is running over TCP without encryption")
+
+
+logging.getLogger("IPKernelApp").addFilter(_KernelTransportNotice())
+"""
+
+
 class StageFailed(RuntimeError):
     """A notebook failed; the message names the notebook and the cell."""
 
@@ -244,10 +261,12 @@ def notebook_incomplete(path: Path) -> str | None:
 
 
 def _install_kernel_hook(folder: Path) -> Path:
-    """An IPython directory whose startup file records the kernel's warnings (:data:`_KERNEL_HOOK`)."""
+    """An IPython directory whose startup file records the kernel's warnings (:data:`_KERNEL_HOOK`) and
+    whose kernel config drops the kernel's transport notice (:data:`_KERNEL_CONFIG`)."""
     startup = folder / "profile_default" / "startup"
     startup.mkdir(parents=True, exist_ok=True)
     (startup / "00-kp3d-warnings.py").write_text(_KERNEL_HOOK)
+    (startup.parent / "ipython_kernel_config.py").write_text(_KERNEL_CONFIG)
     return folder
 
 

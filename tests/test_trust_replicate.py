@@ -151,3 +151,16 @@ def test_a_failed_rerun_is_reported_as_failed(tmp_path, notebooks):
     _run(tmp_path, notebooks)
     assert not (run / "previous" / "01_first.ipynb").exists()
     assert "| 01_first.ipynb | done |" in (run / "REPORT.md").read_text()
+
+
+
+def test_a_fresh_run_prints_no_setup_or_kernel_notices(tmp_path, notebooks, capfd):
+    from pathlib import Path
+
+    # setuptools >= 77 deprecates project.license as a table, with a screen of text at every install
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert 'license = "MIT"' in pyproject and "license = {" not in pyproject
+    # the kernels' transport notice, printed by each kernel on the console before every stage
+    _run(tmp_path, notebooks)
+    out, err = capfd.readouterr()
+    assert "without encryption" not in out + err
