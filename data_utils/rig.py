@@ -37,7 +37,8 @@ notebooks' ``DATA`` reach them: ``rig:/data/my_rig?trim=true&cameras=cam1,cam3&u
 (and ``backgrounds=/folder``); :func:`parse_rig_spec` reads them.
 
 Samples follow docs/architecture.md (``images``, ``backgrounds``, ``K``, ``R``, ``t``, ``index``,
-optional ``gt``). A rig has no held-out split: every ``split`` returns all (selected) frames.
+optional ``gt``). A rig has no held-out split: every ``split`` returns all (selected) frames; an export
+(:mod:`kp3d.export`) holds each frame once, the last fifth labelled "test".
 
 Example:
     >>> ds = RigDataset("my_rig", image_size=128)  # doctest: +SKIP
@@ -349,6 +350,8 @@ class RigDataset(Dataset):
         cache: keep decoded frames under ``kp3d.profiles.cache_dir()/rig`` (False: a temporary in-memory array).
         progress: tqdm bars while decoding.
     """
+
+    held_out = False  # every split is the same frames (kp3d.export exports each frame once)
 
     def __init__(self, root: str | Path, calibration: str | Path | None = None, image_size: int = 128,
                  split: str = "train", fit: str = "pad", frame_step: int = 1, max_frames: int | None = None,

@@ -128,7 +128,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args) -> int:
+    from kp3d.console import once_per_run
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with once_per_run():
+        return _train_and_export(args)
+
+
+def _train_and_export(args) -> int:
     _check_export_target(args.export, args.overwrite)
     overrides = parse_overrides(args.overrides)
     if args.data:
@@ -153,16 +160,20 @@ def _main(args) -> int:
         # continue with the run's own config (--profile is ignored); --set still applies on top
         cfg = Config.from_dict(json.loads(saved.read_text())).replace(**overrides)
         print(f"resuming with the config of {saved} (profile {cfg.profile}); overrides: {overrides or 'none'}")
-    from kp3d.train import train
+    from kp3d.train import make_dataset, train
 
-    run_dir = train(cfg, run_dir=args.run_dir, resume=args.resume, progress=not args.no_progress,
+    progress = not args.no_progress
+    # a rig is decoded and its backgrounds checked once, for training and the export (its splits share frames)
+    dataset = make_dataset(cfg, "train", progress=progress) if cfg.data.startswith("rig:") else None
+    run_dir = train(cfg, run_dir=args.run_dir, resume=args.resume, progress=progress, dataset=dataset,
                     device=args.device, max_minutes=args.max_minutes)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"run dir: {run_dir}")
         if args.export:
             from kp3d.export import export
 
-            print(f"export: {export(run_dir, args.export, device=args.device, overwrite=args.overwrite)}")
+            datasets = {"train": dataset, "test": dataset} if dataset is not None else None
+            print(f"export: {export(run_dir, args.export, device=args.device, overwrite=args.overwrite, progress=progress, datasets=datasets)}")
     return 0
 
 

@@ -9,7 +9,8 @@ Arrays (T frames over the requested splits, V views, N keypoints):
 ``crop_source`` evaluates through another crop than training's (:data:`kp3d.config.CROP_SOURCES`), e.g.
 "img-bg", the box prior's square box around |I - B|: it measures what the learned detector's crop
 costs on unseen subjects (docs/recipe.md, "The ladder"). The model runs in float32 and eval mode
-(no dropout), so an export is deterministic.
+(no dropout), so an export is deterministic. A rig has no held-out frames (its splits return the same
+frames): it is read once and each frame is one row, the last fifth labelled "test" (:func:`time_split_rows`).
 
 Command line (the same as ``kp3d-train --export`` after training)::
 
@@ -36,6 +37,8 @@ from kp3d.checkpoint import load_checkpoint, load_model
 from kp3d.config import CROP_SOURCES, Config
 from kp3d.model import gt_masks
 from kp3d.train import make_dataset, select_views, to_device
+
+TEST_SHARE = 0.2  # of a rig's frames, the last ones, exported as its "test" split (:func:`time_split_rows`)
 
 
 @torch.no_grad()
@@ -73,11 +76,15 @@ def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"
                                              "gt_joints_3d", "gt_joints_2d", "kp_reproj_in_gt_mask", "subject", "split",
                                              "frame")}
     has_gt = True
+    shared = None  # a data set without held-out frames (a rig): built once, its frames split in time
     for split in splits:
-        ds = datasets[split] if datasets is not None else make_dataset(data_cfg, split)
-        idx = np.arange(len(ds))
+        ds = datasets[split] if datasets is not None else shared or make_dataset(data_cfg, split, progress=progress)
+        if getattr(ds, "held_out", True):
+            idx = np.arange(len(ds))
+        else:
+            shared, idx = ds, time_split_rows(len(ds), split)
         if max_frames is not None and len(idx) > max_frames:
-            idx = np.unique(np.linspace(0, len(ds) - 1, max_frames).round().astype(int))
+            idx = idx[np.unique(np.linspace(0, len(idx) - 1, max_frames).round().astype(int))]
         sub = torch.utils.data.Subset(ds, idx.tolist())
         dl = torch.utils.data.DataLoader(sub, batch_size=batch_size, shuffle=False, num_workers=0)
         for batch in tqdm(dl, desc=f"export {split}", disable=not progress):
@@ -133,6 +140,18 @@ def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"
     np.savez_compressed(tmp, **arrays)
     tmp.replace(out_path)
     return out_path
+
+
+def time_split_rows(n: int, split: str) -> np.ndarray:
+    """The frames of a recording without a held-out part (a rig) that an export labels ``split``:
+    the last :data:`TEST_SHARE` of the frames (at least one) are "test", the others "train", any
+    other split name all of them; so each frame is one row and notebook 05 probes held-out frames."""
+    n_test = min(n - 1, max(1, round(n * TEST_SHARE))) if n > 1 else 0
+    if split == "train":
+        return np.arange(n - n_test)
+    if split == "test":
+        return np.arange(n - n_test, n)
+    return np.arange(n)
 
 
 def export_once(checkpoint: str | Path, out_path: str | Path, data: str | None = None, crop_source: str | None = None,

@@ -83,6 +83,8 @@ def make_dataset(cfg: Config, split: str = "train", **overrides):
         overrides.setdefault("frames_per_subject", cfg.synthetic_frames)
     if cfg.data.startswith("rig:") and cfg.calibration:
         overrides.setdefault("calibration", cfg.calibration)
+    if cfg.data.startswith(("h36m:", "3dhp:")):
+        overrides.pop("progress", None)  # extracted frames: nothing is decoded or rendered, no bar
     return _make(data=cfg.data, profile=cfg.profile, split=split, **overrides)
 
 
@@ -381,7 +383,7 @@ def _train_in(cfg: Config, run_dir: Path, resume: bool, progress: bool, dataset,
             model, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=not all_used)
 
     if dataset is None:
-        dataset = make_dataset(cfg, "train")
+        dataset = make_dataset(cfg, "train", progress=progress and info.is_main)
     sampler = ResumableSampler(len(dataset), per_rank, cfg.seed, info.rank, info.world_size)
     per_epoch = sampler.batches_per_epoch
     logger = MetricsLogger(run_dir, start_step, enabled=info.is_main)

@@ -142,3 +142,33 @@ def test_a_failed_kp3d_train_leaves_no_run_folder_nor_partial(cut_rig, tmp_path,
     assert "--max-frames" in capsys.readouterr().err
     assert not run.exists()
     assert not list(cache_dir().rglob("*.partial*"))
+
+
+def test_kp3d_train_on_a_rig_says_each_warning_once(tmp_path):
+    """Training and its export build the rig once: one calibration log, each contamination warning once
+    (no Python warning echoing its source line), no bars with --no-progress, a summary at the end; and
+    the export holds each frame once."""
+    import subprocess
+    import sys
+
+    from kp3d.export import load_export
+
+    root = tmp_path / "still"
+    build_rig(root, walking=False)  # a still person: every camera's median is contaminated
+    env = dict(os.environ, KP3D_CACHE_DIR=str(tmp_path / "cache"), KP3D_OUTPUT_DIR=str(tmp_path / "out"),
+               OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "kp3d.cli", "--profile", "smoke", "--data", f"rig:{root}", "--no-progress",
+           "--device", "cpu", "--set", "max_iters=2", "--set", "log_every=1", "--set", "ckpt_every=2",
+           "--export", str(tmp_path / "rig.npz")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log, _, summary = r.stderr.partition("warnings in this run:")
+    for cam in ("camA", "camB", "Cam_C"):
+        line = f"camera {cam}: the median background looks contaminated"
+        assert log.count(line) == 1 and summary.count(line) == 1, r.stderr[-3000:]
+    assert "warnings.warn(" not in r.stderr and "decoding" not in r.stderr and "export train" not in r.stderr
+    assert log.count("distortion:") == log.count("distortion: opencv")  # the calibration, said once
+    assert log.count("distortion: opencv") == 1, log
+    ex = load_export(tmp_path / "rig.npz")
+    assert len(ex["kp3d"]) == T and sorted(ex["frame"].tolist()) == list(range(T))
+    assert (ex["split"] == "test").sum() == round(0.2 * T)
