@@ -10,9 +10,10 @@ What the loader does, in order:
    OpenCV YAML/JSON, Human3.6M-style JSON) and normalises it to mm, world-to-camera, z up;
 2. matches one video file or image folder per calibrated camera by name (case-insensitive file stem,
    in the root or in ``videos/``). A camera without a video, a video without a camera, fewer than
-   two cameras, a video whose size is not the calibration's up to a uniform scale and a centred
-   crop or pad of at most 2% (:func:`recorded_camera`: what a camera or encoder does, e.g. 1088 rows
-   calibrated, 1080 recorded; the intrinsics follow with a warning), or frame counts that differ
+   two cameras, a video whose size is not the calibration's up to a uniform scale and a crop or
+   pad of at most 2% (:func:`recorded_camera`: what a camera or encoder does, e.g. 1088 rows
+   calibrated, 1080 recorded; centred unless ``crop_edge`` says which edge; the intrinsics follow
+   with a warning), or frame counts that differ
    are errors naming the fix (``trim=True`` cuts every camera to the shortest one with a warning
    instead: only right when the recordings start together);
 3. decodes each camera once (PyAV), **undistorts the images** with the camera's lens model
@@ -26,15 +27,17 @@ What the loader does, in order:
    (``background/<camera>.png``), an empty-scene clip (``background/<camera>.mp4`` or a folder),
    else the per-pixel median over the recording (``data_utils.background.median_background``). A
    median is checked for contamination (:func:`background_contamination`) and a
-   :class:`ContaminatedBackgroundWarning` says how to fix it; a supplied empty scene is checked
-   against the recording the same way when the recording's own median is clean (someone standing in
-   the "empty" scene differs from most frames where the recording shows the scene);
+   :class:`ContaminatedBackgroundWarning` says how to fix it (not caught: someone who stands still
+   in one place for most of the recording while another person moves; see docs/own_rig.md); a
+   supplied empty scene is checked against the recording the same way when the recording's own
+   median is clean (someone standing in the "empty" scene differs from most frames where the
+   recording shows the scene);
 5. optional labels ``joints_3d.npy`` (T, 17, 3) in the calibration's world units and frame give the
    ``gt`` entry (3D joints and their pinhole projections); without them there is no ``gt`` key.
 
 The options of the loader are also part of the data spec, so that ``kp3d-train --data`` and the
 notebooks' ``DATA`` reach them: ``rig:/data/my_rig?trim=true&cameras=cam1,cam3&units=m&up_axis=-y``
-(and ``backgrounds=/folder``); :func:`parse_rig_spec` reads them.
+(and ``backgrounds=/folder``, ``max_frames=N``, ``crop_edge=end``); :func:`parse_rig_spec` reads them.
 
 Samples follow docs/architecture.md (``images``, ``backgrounds``, ``K``, ``R``, ``t``, ``index``,
 optional ``gt``). A rig has no held-out split: every ``split`` returns all (selected) frames; an export
@@ -62,6 +65,7 @@ from kp3d.cameras import Camera
 from .background import median_background
 from .calibration import Calibration, load_calibration, undistortion_maps
 from .frame_cache import decode_cached
+from .rig_geometry import CROP_EDGES, FITS, MAX_CROP_PAD, fit_camera, recorded_camera, _prepare  # noqa: F401 (API)
 from .rig_spec import RIG_OPTIONS, parse_rig_spec, rig_root, with_rig_options  # noqa: F401 (part of this API)
 from .video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, image_files, iter_frames, video_info
 
@@ -79,9 +83,7 @@ my_rig/
   joints_3d.npy        optional labels: (T, 17, 3) joints in the calibration's world units"""
 
 CALIBRATION_NAMES = ("calibration.toml", "calibration.yml", "calibration.yaml", "calibration.json")
-FITS = ("pad", "stretch")
 MIN_CHECK_FRAMES = 10  # fewer frames than this: the median cannot be checked (and is rarely clean)
-MAX_CROP_PAD = 0.02  # a recording may differ from its calibration by a centred crop/pad of this share
 # how each option is given on the command line and in the notebooks (for the error messages)
 _OPTION_HOWTO = {
     "trim": "kp3d-train --trim; DATA = 'rig:PATH?trim=true' in the notebooks",
@@ -90,6 +92,7 @@ _OPTION_HOWTO = {
     "units": "kp3d-train --units m; DATA = 'rig:PATH?units=m'",
     "up_axis": "kp3d-train --up-axis=-y; DATA = 'rig:PATH?up_axis=-y'",
     "max_frames": "kp3d-train --max-frames N; DATA = 'rig:PATH?max_frames=N'",
+    "crop_edge": "DATA = 'rig:PATH?crop_edge=end' (start, centre, end), also for kp3d-train --data",
 }
 
 
@@ -118,84 +121,6 @@ class ContaminatedBackgroundWarning(UserWarning):
 
 
 # ---------------------------------------------------------------------------------------------
-# geometry of the image pipeline: undistort at native size, then fit to a square
-# ---------------------------------------------------------------------------------------------
-def fit_camera(camera: Camera, size: int, fit: str = "pad") -> tuple[Camera, tuple[int, int, int, int]]:
-    """The pinhole camera of an image fitted into ``size x size``.
-
-    Returns:
-        (camera at size x size, (w, h, left, top)): the image is resized to w x h and pasted at
-        column ``left``, row ``top`` (zeros around it for ``fit="pad"``).
-    """
-    if fit not in FITS:
-        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
-    if int(size) < 8:
-        raise ValueError(f"image_size must be at least 8 pixels, got {size}")
-    if fit == "stretch":
-        return camera.resized(size, size), (size, size, 0, 0)
-    s = size / max(camera.width, camera.height)
-    w, h = max(1, round(camera.width * s)), max(1, round(camera.height * s))
-    left, top = (size - w) // 2, (size - h) // 2
-    cam = camera.resized(w, h)
-    K = cam.K.copy()
-    K[0, 2] += left
-    K[1, 2] += top
-    return Camera(name=cam.name, K=K, R=cam.R, t=cam.t, width=size, height=size), (w, h, left, top)
-
-
-def recorded_camera(camera: Camera, width: int, height: int) -> tuple[Camera, str] | None:
-    """The calibrated ``camera`` for a recording of ``width x height`` pixels, as a camera makes it.
-
-    A sensor mode or encoder changes the resolution by a uniform scale ``s`` and then crops or pads
-    the image symmetrically (e.g. 1920x1088 calibrated, 1920x1080 encoded: 4 rows cut top and
-    bottom). So ``f' = s f`` on both axes and ``c' = (c + 0.5) s - 0.5 + (size' - s size) / 2``; the
-    lens model, in normalised coordinates, stays valid. ``s`` comes from the axis that leaves the
-    fewer pixels to crop/pad on the other one.
-
-    Returns:
-        (camera at width x height, what was done, for the log), or None when no uniform scale plus a
-        crop/pad of at most ``MAX_CROP_PAD`` of the image explains the recording's size.
-    """
-    W, H = int(width), int(height)
-    best = None
-    for s in (W / camera.width, H / camera.height):
-        off = ((W - s * camera.width) / 2, (H - s * camera.height) / 2)  # px added on each side (< 0: cut)
-        pixels = 2 * max(abs(off[0]), abs(off[1]))  # the fewest pixels cut or added wins
-        if best is None or pixels < best[2]:
-            best = (s, off, pixels)
-    s, off, _ = best
-    if max(abs(2 * off[0]) / W, abs(2 * off[1]) / H) > MAX_CROP_PAD + 1e-9:
-        return None
-    K = camera.K.copy()
-    K[0, 0] *= s
-    K[0, 1] *= s
-    K[1, 1] *= s
-    K[0, 2] = (K[0, 2] + 0.5) * s - 0.5 + off[0]
-    K[1, 2] = (K[1, 2] + 0.5) * s - 0.5 + off[1]
-    what = f"scaled x{s:.4g}" if abs(s - 1) > 1e-12 else "same scale"
-    for axis, o in zip(("columns", "rows"), off):
-        if abs(o) > 1e-9:
-            what += f", {abs(o):g} {axis} {'padded' if o > 0 else 'cropped'} on each side"
-    return Camera(name=camera.name, K=K, R=camera.R, t=camera.t, width=W, height=H), what
-
-
-def _prepare(img: np.ndarray, maps, placement: tuple[int, int, int, int], size: int) -> np.ndarray:
-    """(H, W, 3) uint8 raw frame -> (size, size, 3) uint8 undistorted and fitted frame."""
-    import cv2
-
-    if maps is not None:
-        img = cv2.remap(img, maps[0], maps[1], interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    w, h, left, top = placement
-    interp = cv2.INTER_AREA if w < img.shape[1] else cv2.INTER_LINEAR  # area averaging avoids aliasing
-    small = cv2.resize(img, (w, h), interpolation=interp)
-    if (w, h) == (size, size):
-        return small
-    out = np.zeros((size, size, 3), np.uint8)
-    out[top:top + h, left:left + w] = small
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
 # contaminated median backgrounds
 # ---------------------------------------------------------------------------------------------
 def background_contamination(frames: np.ndarray, background: np.ndarray, unstable_freq: float = 0.45,
@@ -213,6 +138,9 @@ def background_contamination(frames: np.ndarray, background: np.ndarray, unstabl
       a coin flip between the person and the scene;
     - *nothing moves*: in 90% of the frames less than ``min_moving_area`` of the image is foreground:
       the person stood still and is part of the median (or the clip is empty).
+
+    Not caught: someone still in one place for more than about ``1 - unstable_freq`` of the frames
+    while another person moves: the median takes them in and they never differ from it.
 
     A third check catches frames that share no static background at all (typical difference over
     0.05: a moving camera, changing light, automatic exposure).
@@ -349,6 +277,8 @@ class RigDataset(Dataset):
         units, up_axis, subject: passed to :func:`data_utils.calibration.load_calibration`.
         cache: keep decoded frames under ``kp3d.profiles.cache_dir()/rig`` (False: a temporary in-memory array).
         progress: tqdm bars while decoding.
+        crop_edge: where a video smaller or larger than its calibration lost or gained its pixels:
+            "centre" (default), "start" (top/left) or "end" (bottom/right); :func:`recorded_camera`.
     """
 
     held_out = False  # every split is the same frames (kp3d.export exports each frame once)
@@ -357,7 +287,7 @@ class RigDataset(Dataset):
                  split: str = "train", fit: str = "pad", frame_step: int = 1, max_frames: int | None = None,
                  trim: bool = False, cameras: list[str] | None = None, backgrounds=None,
                  background_frames: int = 200, units: str = "auto", up_axis: str = "auto",
-                 subject: str | None = None, cache: bool = True, progress: bool = True):
+                 subject: str | None = None, cache: bool = True, progress: bool = True, crop_edge: str = "centre"):
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise FileNotFoundError(f"rig folder {self.root} not found.\nExpected layout:\n{RIG_LAYOUT}")
@@ -384,11 +314,13 @@ class RigDataset(Dataset):
 
         # sizes and frame counts
         infos = {n: video_info(self.sources[n]) for n in names}
+        self.crop_edge = crop_edge
+        self.size_changes: dict[str, str] = {}  # camera -> how its video differs from its calibration
         native = []
         for n in names:
             cam, info = self.calibration.camera(n), infos[n]
             if (info["width"], info["height"]) != (cam.width, cam.height):
-                fitted = recorded_camera(cam, info["width"], info["height"])
+                fitted = recorded_camera(cam, info["width"], info["height"], crop_edge)
                 if fitted is None:
                     raise ValueError(
                         f"camera {n}: video {self.sources[n].name} is {info['width']}x{info['height']} but the "
@@ -396,8 +328,10 @@ class RigDataset(Dataset):
                         f"plus a crop/pad of at most {100 * MAX_CROP_PAD:.0f}%): wrong file or wrong calibration? "
                         f"Fix: calibrate at the recording's resolution.")
                 # a warning: the user should know the intrinsics are not the file's
-                log.warning("camera %s: calibrated at %dx%d, video is %dx%d -> intrinsics rescaled (%s)", n,
-                            cam.width, cam.height, info["width"], info["height"], fitted[1])
+                self.size_changes[n] = (f"calibrated at {cam.width}x{cam.height}, video is {info['width']}x"
+                                        f"{info['height']} -> intrinsics rescaled ({fitted[1]}; crop_edge="
+                                        f"{crop_edge!r}: {howto('crop_edge')})")
+                log.warning("camera %s: %s", n, self.size_changes[n])
                 cam = fitted[0]
             native.append(cam)
         counts = {n: infos[n]["frames"] for n in names}
@@ -437,7 +371,7 @@ class RigDataset(Dataset):
         calib = Path(self.calibration.source)
         payload = [stats, hashlib.sha1(calib.read_bytes()).hexdigest(),
                    self.calibration.conversions, self.image_size, self.fit, self.frames[:3], len(self.frames),
-                   self.frames[-1]]
+                   self.frames[-1]] + ([self.crop_edge] if self.crop_edge != "centre" else [])  # K moved
         return hashlib.sha1(json.dumps(payload, default=str).encode()).hexdigest()[:16]
 
     @staticmethod
@@ -612,15 +546,23 @@ class RigDataset(Dataset):
         return sample
 
     def describe(self) -> str:
-        """A few lines for the log: cameras, sizes, conversions, backgrounds."""
+        """A few lines for the log: cameras, conversions, sizes (a video at another size than its
+        calibration, the fit into the square), undistortion, backgrounds and their check."""
         lines = [f"rig {self.root}: {len(self.camera_names)} cameras, {len(self)} frames, "
                  f"{self.image_size}x{self.image_size} ({self.fit}), labels: {'yes' if self.has_labels else 'no'}"]
         lines += [f"  {c}" for c in self.calibration.conversions]
-        for n, cam in zip(self.camera_names, self._native):
+        for n, cam, (w, h, left, top) in zip(self.camera_names, self._native, self._placement):
             d = self.calibration.distortion[n]
             lines.append(f"  {n}: {self.sources[n].name} {cam.width}x{cam.height}, "
                          f"{'undistorted (' + d.model + ')' if d is not None else 'no distortion'}, "
-                         f"background: {self.background_sources[n]}")
+                         f"resized to {w}x{h}" + (f" at column {left}, row {top}" if (w, h) != (self.image_size,) * 2
+                                                   else "") + f" of {self.image_size}x{self.image_size}")
+            if n in self.size_changes:
+                lines.append(f"    size: {self.size_changes[n]}")
+            report = self.background_report.get(n)
+            check = ("compared with the recording where the recording's own median is clean" if report is None
+                     else f"CONTAMINATED: {report['reason']}" if report["contaminated"] else "checked, clean")
+            lines.append(f"    background: {self.background_sources[n]}; {check}")
         return "\n".join(lines)
 
 

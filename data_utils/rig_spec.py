@@ -4,7 +4,8 @@
 The options after ``?`` are the :class:`data_utils.rig.RigDataset` arguments of the same names, so
 that every entry point reaches them: ``trim`` (true/false), ``cameras`` (comma-separated names),
 ``backgrounds`` (a folder), ``units`` (auto, m, mm), ``up_axis`` (auto, z, -z, y, -y, x, -x) and
-``max_frames`` (keep the first N frames: the readable part of a video cut short). Pure string
+``max_frames`` (keep the first N frames: the readable part of a video cut short) and ``crop_edge``
+(centre, start, end: where a video smaller than its calibration was cut). Pure string
 handling: nothing here reads the folder.
 
 Example:
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-RIG_OPTIONS = ("trim", "cameras", "backgrounds", "units", "up_axis", "max_frames")  # options of a "rig:PATH?..." spec
+RIG_OPTIONS = ("trim", "cameras", "backgrounds", "units", "up_axis", "max_frames", "crop_edge")  # options of a "rig:PATH?..." spec
 
 
 def _parse_option(spec: str, key: str, value: str):
@@ -31,6 +32,11 @@ def _parse_option(spec: str, key: str, value: str):
         return names
     if key == "backgrounds":
         return str(Path(value).expanduser())
+    if key == "crop_edge":
+        edge = value.strip().lower()
+        if edge not in ("centre", "start", "end"):
+            raise ValueError(f"data={spec!r}: crop_edge={value!r}, expected centre, start or end")
+        return edge
     if key == "max_frames":
         try:
             n = int(str(value).strip())
@@ -47,7 +53,8 @@ def parse_rig_spec(spec: str) -> tuple[str, dict]:
 
     Options (:data:`RIG_OPTIONS`, the :class:`RigDataset` arguments of the same names): ``trim``
     (true/false), ``cameras`` (comma-separated names), ``backgrounds`` (a folder), ``units``
-    (auto, m, mm), ``up_axis`` (auto, z, -z, y, -y, x, -x) and ``max_frames`` (a whole number). An
+    (auto, m, mm), ``up_axis`` (auto, z, -z, y, -y, x, -x), ``max_frames`` (a whole number) and
+    ``crop_edge`` (centre, start, end). An
     unknown key raises.
 
     Example:

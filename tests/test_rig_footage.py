@@ -172,3 +172,36 @@ def test_kp3d_train_on_a_rig_says_each_warning_once(tmp_path):
     ex = load_export(tmp_path / "rig.npz")
     assert len(ex["kp3d"]) == T and sorted(ex["frame"].tolist()) == list(range(T))
     assert (ex["split"] == "test").sum() == round(0.2 * T)
+
+
+def test_crop_edge_of_a_video_smaller_than_its_calibration():
+    from data_utils.rig import recorded_camera
+    from kp3d.cameras import Camera
+
+    K = np.array([[1000.0, 0, 959.5], [0, 1000.0, 543.5], [0, 0, 1]])
+    cam = Camera("c", K, np.eye(3), np.zeros(3), 1920, 1088)
+    cy = {e: recorded_camera(cam, 1920, 1080, e)[0].K[1, 2] for e in ("centre", "start", "end")}
+    assert cy == {"centre": 539.5, "start": 535.5, "end": 543.5}
+    assert "8 rows cropped at the bottom edge" in recorded_camera(cam, 1920, 1080, "end")[1]
+    assert "4 rows cropped on each side" in recorded_camera(cam, 1920, 1080)[1]  # the default: centre
+    assert parse_rig_spec("rig:/r?crop_edge=end")[1] == {"crop_edge": "end"}
+    with pytest.raises(ValueError, match="crop_edge='middle'"):
+        parse_rig_spec("rig:/r?crop_edge=middle")
+
+
+def test_describe_lists_the_resize_and_the_contamination(tmp_path):
+    from data_utils.video import read_frames, write_video
+
+    root = tmp_path / "still"
+    build_rig(root, walking=False)
+    cropped = [f[1:-1] for f in read_frames(root / "camA.mp4")]  # 192x128 calibrated, 192x126 recorded
+    write_video(root / "camA.mp4", cropped, overwrite=True)
+    centre = make_rig_dataset(f"rig:{root}", profile="smoke", image_size=32, progress=False)
+    text = centre.describe()
+    assert "calibrated at 192x128, video is 192x126 -> intrinsics rescaled" in text
+    assert "resized to 32x21 at column 0, row 5 of 32x32" in text  # camA, landscape, padded
+    assert text.count("CONTAMINATED") == 3  # a still person: every camera's median
+    # the same rig, the 2 rows cut at the bottom: the principal point is 1 native row lower
+    end = make_rig_dataset(f"rig:{root}?crop_edge=end", profile="smoke", image_size=32, progress=False)
+    shift = end.cameras[0].K[1, 2] - centre.cameras[0].K[1, 2]
+    assert shift == pytest.approx(1 * 32 / 192) and "crop_edge='end'" in end.describe()
