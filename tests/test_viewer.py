@@ -168,22 +168,47 @@ def test_images_from_the_data_sets_the_export_came_from(tmp_path):
 
 def test_slider_labels_and_fixed_3d_ranges():
     """The HTML slider's labels are frame numbers (subject too when there are several); the 3D axes
-    hold every frame's points and do not change from frame to frame."""
+    follow the person with one extent for every frame, so they never rescale."""
     ex = _export(T=4)
     ex["subject"] = np.array(["S9", "S9", "S11", "S11"])
-    ex["kp3d"][2] += 2000.0  # one frame far away: fixed ranges must still hold it
+    for k in ("kp3d", "gt_joints_3d"):
+        ex[k][2] += 2000.0  # the person walked away in one frame: it is framed like the others
     viewer = KeypointViewer(ex)
     assert [viewer.frame_label(t) for t in range(4)] == ["S9 0", "S9 10", "S11 20", "S11 30"]
     fig = viewer.animation_figure(frames=[0, 1, 2, 3], view=0)
     assert [st.label for st in fig.layout.sliders[0].steps] == ["S9 0", "S9 10", "S11 20", "S11 30"]
     assert [fr.name for fr in fig.frames] == ["0", "1", "2", "3"]
     scene = fig.layout.scene
-    ranges = [list(scene.xaxis.range), list(scene.yaxis.range), list(scene.zaxis.range)]
     assert scene.xaxis.autorange is False and scene.aspectmode == "manual"
-    pts = np.concatenate([ex["kp3d"].reshape(-1, 3), ex["gt_joints_3d"].reshape(-1, 3)])
-    for d, (lo, hi) in enumerate(ranges):
-        assert lo < pts[:, d].min() and hi > pts[:, d].max()
-    assert [list(viewer.update(f, 0).layout.scene.xaxis.range) for f in range(4)] == [ranges[0]] * 4
+    extents = set()
+    for f, fr in enumerate(fig.frames):
+        ranges = [list(fr.layout.scene.xaxis.range), list(fr.layout.scene.yaxis.range), list(fr.layout.scene.zaxis.range)]
+        assert ranges == [list(viewer.update(f, 0).layout.scene[a].range) for a in ("xaxis", "yaxis", "zaxis")]
+        pts = np.concatenate([ex["kp3d"][f], ex["gt_joints_3d"][f]])
+        for d, (lo, hi) in enumerate(ranges):
+            assert lo < pts[:, d].min() and hi > pts[:, d].max()
+        extents.add(tuple(round(hi - lo, 6) for lo, hi in ranges))
+    assert len(extents) == 1  # the same extent in every frame
     # play/pause sit left of the slider, and the legend above the panels: nothing overlaps
     buttons, slider = fig.layout.updatemenus[0], fig.layout.sliders[0]
     assert buttons.x + 0.1 <= slider.x and fig.layout.legend.y >= 1.0
+
+
+def test_the_body_fills_the_3d_panel_as_the_person_walks_around_a_room():
+    """A person walking a 3 m circle: each frame's axes hold the body with a margin, not the room."""
+    T = 12
+    ex = _export(T=T)
+    a = 2 * np.pi * np.arange(T) / T
+    walk = np.stack([1500 * np.cos(a), 1500 * np.sin(a), np.zeros(T)], axis=1)[:, None]
+    rng = np.random.default_rng(1)
+    body = np.c_[rng.uniform(-250, 250, (17, 2)), np.linspace(0, 1750, 17)]  # 1.75 m tall, 0.5 m wide
+    ex["gt_joints_3d"] = body + walk
+    ex["kp3d"] = body[rng.choice(17, 6)] + rng.normal(0, 30, (T, 6, 3)) + walk
+    viewer = KeypointViewer(ex)
+    for f in range(T):
+        (xr, yr, zr) = viewer.scene_ranges(f)
+        pts = np.concatenate([ex["kp3d"][f], ex["gt_joints_3d"][f]])
+        body = pts.max(axis=0) - pts.min(axis=0)
+        assert xr[0] < pts[:, 0].min() and xr[1] > pts[:, 0].max()
+        assert body[2] / (zr[1] - zr[0]) > 0.6  # the body is most of the panel's height
+        assert max(body[0], body[1]) / (xr[1] - xr[0]) > 0.5  # and of its width, not a tenth of the room

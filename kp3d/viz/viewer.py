@@ -157,7 +157,7 @@ class KeypointViewer:
         self.max_image_side = int(max_image_side)
         self.image_size = tuple(image_size) if image_size is not None else self._guess_image_size()
         self.probed = self._run_probe(probe)  # (T, 17, 3) world mm or None
-        self.scene_ranges = self._scene_ranges()
+        self._centres, self._half = self._scene_framing()
         self.figure: go.Figure | None = None
         self.frame = 0
         self.view = 0
@@ -201,16 +201,37 @@ class KeypointViewer:
         anchor = self.gt3d[:, :1] if self.gt3d is not None else self.kp3d.mean(axis=1, keepdims=True)
         return joints + anchor
 
-    def _scene_ranges(self) -> list[list[float]]:
-        """x, y, z axis ranges (mm) holding every frame's points, so the axes stay put and the motion shows."""
-        pts = [self.kp3d.reshape(-1, 3)] + [a.reshape(-1, 3) for a in (self.gt3d, self.probed) if a is not None]
-        pts = np.concatenate(pts)
-        pts = pts[np.isfinite(pts).all(axis=1)]
-        if len(pts) == 0:
-            return [[-1000.0, 1000.0]] * 3
-        lo, hi = pts.min(axis=0), pts.max(axis=0)
-        pad = np.maximum(0.05 * (hi - lo), 50.0)  # a margin, and some extent when the points collapse
-        return [[float(a), float(b)] for a, b in zip(lo - pad, hi + pad)]
+    def _scene_framing(self) -> tuple[np.ndarray, np.ndarray]:
+        """(T, 3) centre of each frame's points and (3,) half extent (mm), the same for every frame.
+
+        The axes follow the person with a fixed extent, so the body stays large and steady however
+        far they walk (axes spanning every frame's points made the body a tenth of a room-sized
+        panel). The extent holds 90% of the frames' point sets (one frame's stray keypoint does
+        not shrink the body in all the others), with a margin, the same on x and y (the body turns).
+        """
+        pts = np.concatenate([self.kp3d] + [a for a in (self.gt3d, self.probed) if a is not None], axis=1)
+        finite = np.isfinite(pts).all(axis=-1, keepdims=True)
+        lo = np.where(finite, pts, np.inf).min(axis=1)
+        hi = np.where(finite, pts, -np.inf).max(axis=1)
+        ok = np.isfinite(lo).all(axis=1) & np.isfinite(hi).all(axis=1)
+        if not ok.any():
+            return np.zeros((self.T, 3)), np.full(3, 1000.0)
+        centre = (lo + hi) / 2
+        centre[~ok] = centre[ok].mean(axis=0)
+        size = np.quantile((hi - lo)[ok], 0.9, axis=0)
+        size[:2] = size[:2].max()
+        return centre, np.maximum(0.55 * size, 300.0)  # 10% margin; some extent when the points collapse
+
+    def scene_ranges(self, frame: int) -> list[list[float]]:
+        """x, y, z axis ranges (mm) of ``frame``: its centre +- the half extent common to all frames."""
+        c = self._centres[frame]
+        return [[float(c[d] - self._half[d]), float(c[d] + self._half[d])] for d in range(3)]
+
+    def _scene_axes(self, frame: int) -> dict:
+        xr, yr, zr = self.scene_ranges(frame)
+        return dict(xaxis=dict(title="x (mm)", range=xr, autorange=False, nticks=5),
+                    yaxis=dict(title="y (mm)", range=yr, autorange=False, nticks=5),
+                    zaxis=dict(title="z (mm, up)", range=zr, autorange=False, nticks=5))
 
     def frame_label(self, row: int) -> str:
         """What the slider and the title call export row ``row``: its frame number, with the subject
@@ -316,24 +337,19 @@ class KeypointViewer:
             bits.append(f"({np.asarray(ex['split'])[frame]} split)")
         return " ".join(bits) + f" | view {view}"
 
-    def _empty_figure(self) -> go.Figure:
+    def _empty_figure(self, frame: int) -> go.Figure:
         H, W = self.image_size
         fig = make_subplots(rows=1, cols=2, specs=[[{"type": "scene"}, {"type": "xy"}]],
                             column_widths=[0.5, 0.5], horizontal_spacing=0.04)
-        (xr, yr, zr) = self.scene_ranges
-        extent = np.array([xr[1] - xr[0], yr[1] - yr[0], zr[1] - zr[0]])
-        ratio = extent / extent.max()
+        ratio = self._half / self._half.max()
         # the legend sits above the panels: below them it met the animation's buttons and slider
         fig.update_layout(height=560, margin=dict(l=30, r=10, t=90, b=10),
                           legend=dict(orientation="h", x=0.0, y=1.0, yanchor="bottom", font=dict(size=11)),
                           title=dict(y=0.98, yanchor="top"),
-                          # fixed ranges (every frame's points), so the axes do not rescale per frame;
-                          # the eye steps back so no axis title is cut at the panel's edge
+                          # the same extent in every frame, around the person (_scene_framing), so the
+                          # axes never rescale; the eye steps back so no axis title is cut at the edge
                           scene=dict(aspectmode="manual", aspectratio=dict(x=ratio[0], y=ratio[1], z=ratio[2]),
-                                     xaxis=dict(title="x (mm)", range=xr, autorange=False, nticks=5),
-                                     yaxis=dict(title="y (mm)", range=yr, autorange=False, nticks=5),
-                                     zaxis=dict(title="z (mm, up)", range=zr, autorange=False, nticks=5),
-                                     camera=dict(eye=dict(x=1.6, y=1.6, z=1.0))))
+                                     **self._scene_axes(frame), camera=dict(eye=dict(x=1.6, y=1.6, z=1.0))))
         fig.update_xaxes(range=[-0.5, W - 0.5], showgrid=False, constrain="domain", row=1, col=2)
         fig.update_yaxes(range=[H - 0.5, -0.5], showgrid=False, scaleanchor="x", row=1, col=2)
         return fig
@@ -341,7 +357,7 @@ class KeypointViewer:
     def update(self, frame: int, view: int) -> go.Figure:
         """Rebuild ``self.figure`` for (frame, view) and return it (also refreshes a live widget)."""
         frame, view = self._check(frame, view)
-        fig = self._empty_figure()
+        fig = self._empty_figure(frame)
         for i, tr in enumerate(self.traces(frame, view)):
             fig.add_trace(tr, row=1, col=1 if i < 3 else 2)
         fig.update_layout(title_text=self._title(frame, view))
@@ -384,7 +400,8 @@ class KeypointViewer:
             raise ValueError("frames is empty: pass at least one frame index")
         fig = self.update(frames[0], view)
         fig.frames = [go.Frame(data=self.traces(f, view), traces=list(range(7)), name=str(f),
-                               layout=dict(title=dict(text=self._title(f, view)))) for f in frames]
+                               layout=dict(title=dict(text=self._title(f, view)), scene=self._scene_axes(f)))
+                      for f in frames]
         anim = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
         # the slider's labels are frame numbers (what the title shows); the buttons sit left of it
         fig.update_layout(
