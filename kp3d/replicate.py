@@ -42,6 +42,7 @@ from kp3d.replicate_report import rerun_command, write_report
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
 ENV_WARNINGS_FILE = "KP3D_WARNINGS_FILE"
+DATA_PARAMETERS = ("DATA", "CALIBRATION")  # what names the data set a notebook runs on
 
 # Runs at the start of every notebook kernel (an IPython startup file): appends each Python warning
 # and each log record at WARNING or above to $KP3D_WARNINGS_FILE as a JSON line. A log record
@@ -326,6 +327,11 @@ def run_pipeline(profile: str, run: str | None = None, outputs: Path | None = No
             tag = f"[{i}/{len(notebooks)}] {nb.name}"
             inputs = stage_inputs(common, nb, parameters, upstream)
             fp = upstream = fingerprint(inputs)
+            # a data set given to the run that this notebook does not take: say so, it is not silently ignored
+            ignored = [k for k in DATA_PARAMETERS if parameters.get(k) and k not in notebook_parameters(nb)]
+            if ignored:
+                log(f"{tag}: takes no {' or '.join(ignored)}: it runs on its own data (see the notebook), not on "
+                    f"{parameters[ignored[0]]}")
             done = stages["stages"].get(nb.name, {})
             why = None if redo else _rerun_reason(done, inputs, fp, run_dir / nb.name)
             if not redo and why is None:
@@ -335,7 +341,8 @@ def run_pipeline(profile: str, run: str | None = None, outputs: Path | None = No
                 log(f"{tag}: {why}: running it again")
             log(f"{tag}: running ({profile}) ...")
             try:
-                _run_stage(pm, nb, run_dir, stages, stages_path, profile, parameters, inputs, fp, log, tag, shown)
+                _run_stage(pm, nb, run_dir, stages, stages_path, profile, parameters, inputs, fp, log, tag, shown,
+                           ignored)
             except BaseException:
                 report = write_report(run_dir, stages, profile, failed=nb.name, order=order,
                                        rerun=rerun_command(profile, run, parameters, only))
@@ -378,7 +385,7 @@ def _rerun_reason(done: dict, inputs: dict, fp: str, executed: Path) -> str | No
 
 
 def _run_stage(pm, nb: Path, run_dir: Path, stages: dict, stages_path: Path, profile: str, parameters: dict,
-               inputs: dict, fp: str, log, tag: str, shown: dict) -> None:
+               inputs: dict, fp: str, log, tag: str, shown: dict, ignored: list | None = None) -> None:
     """Execute one notebook; record it as done only when papermill ran it to the end."""
     warnings_file = run_dir / ".warnings" / f"{nb.stem}.jsonl"
     warnings_file.parent.mkdir(exist_ok=True)
@@ -392,7 +399,8 @@ def _run_stage(pm, nb: Path, run_dir: Path, stages: dict, stages_path: Path, pro
         os.replace(executed, previous)
     kept = {"previous": previous.relative_to(run_dir).as_posix()} if previous.is_file() else {}
     # until papermill returns, the stage is not done: a killed kernel or process leaves "running"
-    stages["stages"][nb.name] = {"status": "running", "seconds": 0.0, "fingerprint": fp, "inputs": inputs, **kept}
+    stages["stages"][nb.name] = {"status": "running", "seconds": 0.0, "fingerprint": fp, "inputs": inputs, **kept,
+                                 **({"ignores": ignored} if ignored else {})}
     _save_stages(stages_path, stages)
     t0 = time.time()
 

@@ -104,6 +104,9 @@ def write_report(run_dir: Path, stages: dict, profile: str, failed: str | None =
         lines.append(f"| {name} | {status} | {st.get('seconds', float('nan')):.1f} |")
     total = sum(st.get("seconds", 0.0) for st in stages["stages"].values())
     lines += ["", f"Total notebook time: {total:.1f} s", ""]
+    own = [(n, st["ignores"]) for n, st in stages["stages"].items() if st.get("ignores")]
+    lines += [f"- {n} takes no {' or '.join(keys)}: it ran on its own data (see the notebook), not on this run's."
+              for n, keys in own] + ([""] if own else [])
     if failed in stages["stages"]:
         lines += _failure_lines(run_dir, failed, stages["stages"][failed], later, rerun)
     current = {n: st for n, st in stages["stages"].items() if n not in later}

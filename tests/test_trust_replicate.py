@@ -164,3 +164,13 @@ def test_a_fresh_run_prints_no_setup_or_kernel_notices(tmp_path, notebooks, capf
     _run(tmp_path, notebooks)
     out, err = capfd.readouterr()
     assert "without encryption" not in out + err
+
+
+def test_a_notebook_without_data_says_so(tmp_path, notebooks):
+    (tmp_path / "my_rig").mkdir()
+    logs = _run(tmp_path, notebooks, parameters={"DATA": f"rig:{tmp_path / 'my_rig'}"})
+    said = [line for line in logs if "takes no DATA" in line]
+    assert len(said) == 1 and "02_second.ipynb" in said[0] and "my_rig" in said[0]
+    report = (tmp_path / "out" / "r" / "REPORT.md").read_text()
+    assert "- 02_second.ipynb takes no DATA: it ran on its own data" in report
+    assert "01_first.ipynb takes no" not in report
