@@ -316,13 +316,15 @@ def _train(cfg: Config, run_dir, resume: bool, progress: bool, dataset, info: Di
 
 
 def remove_stub_run(run_dir: Path, made: bool) -> None:
-    """After a new run failed before its first checkpoint: remove the files it wrote (and the folder
-    when this run made it and nothing else is in it), so that no stub is mistaken for a run. A folder
-    with a checkpoint, or with files of someone else, keeps them."""
+    """After a new run failed before its first checkpoint and its first metrics row: remove the files
+    it wrote (and the folder when this run made it and nothing else is in it), so that no stub is
+    mistaken for a run. A folder with a checkpoint or logged steps (the curve that led to a failure
+    helps to find its cause), or with files of someone else, keeps them."""
     import shutil
 
     run_dir = Path(run_dir)
-    if ckpt_io.latest_checkpoint(run_dir) is not None:
+    metrics = run_dir / "metrics.csv"
+    if ckpt_io.latest_checkpoint(run_dir) is not None or (metrics.is_file() and len(metrics.read_text().splitlines()) > 1):
         return
     for name in ("config.json", "run_info.json", "metrics.csv"):
         (run_dir / name).unlink(missing_ok=True)

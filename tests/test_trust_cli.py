@@ -121,6 +121,21 @@ def test_a_failed_training_leaves_no_stub_run_folder(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         train(cfg, run_dir=named, dataset=_Broken(), progress=False, device="cpu")
     assert not named.exists()
+    # a run that logged steps before it failed keeps them: the curve helps to find the cause
+    class _FailsLater(FakeMultiView):
+        calls = 0
+
+        def __getitem__(self, i):
+            type(self).calls += 1
+            if self.calls > 2 * cfg.batch_size:
+                raise OSError("the frames cannot be read")
+            return super().__getitem__(i)
+
+    logged = tmp_path / "logged"
+    with pytest.raises(OSError):
+        train(cfg.replace(max_iters=4, ckpt_every=4), run_dir=logged, dataset=_FailsLater(n=4, size=64),
+              progress=False, device="cpu")
+    assert len((logged / "metrics.csv").read_text().splitlines()) > 1
     # a folder that holds a checkpoint keeps everything when a resumed run fails
     good = tmp_path / "good"
     train(cfg, run_dir=good, dataset=FakeMultiView(n=4, size=64), progress=False, device="cpu")
