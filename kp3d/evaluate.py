@@ -1,4 +1,4 @@
-"""Evaluation: probes on an export, baselines, the ablation runner, results tables (the paper's Sec. 3.5, 4 and S.1.2).
+"""Evaluation: probes on an export, baselines, results tables (the paper's Sec. 3.5, 4 and S.1.2).
 
 What is measured (all errors pelvis-relative, world frame, mm on the synthetic set and Human3.6M;
 see :mod:`kp3d.probes` for the conventions):
@@ -9,7 +9,7 @@ see :mod:`kp3d.probes` for the conventions):
   sample per (frame, view);
 - ``latent``: the encoder features Xi of the same export (per view, concatenated over views) through
   the same probes. Table 4 row 1 is this probe on a *reconstruction-only* model: pass that model's
-  export as ``latent_export`` (or run ``ablations --which losses``);
+  export as ``latent_export`` (:mod:`kp3d.tables` does, for Table 4);
 - ``mean_pose``: the mean training pose predicted for every test frame;
 - ``untrained``: encoder features of an untrained network (same architecture, random init) through
   the same probes (:func:`kp3d.baselines.untrained_baseline`, needs the data set);
@@ -19,12 +19,9 @@ see :mod:`kp3d.probes` for the conventions):
   and a 2-hidden-layer head (:func:`kp3d.baselines.supervised_upper_bound`);
 - ``2d``: Table 3's linear map from 2D keypoints to 2D joints, error in % of the image size.
 
-The ablation runner trains one model per setting, each a :func:`kp3d.config.get_config` override
-(:data:`ABLATIONS`: Table 4 losses, Table 5 views, Table 6 mask target, Fig. 6 / Table S3 keypoint
-count), exports it, probes it and writes a JSON file and a Markdown table next to the paper's numbers
-(:data:`kp3d.results.PAPER_RESULTS`). Headless::
+The paper's ablation tables (4, 5, 6, S3) have their own runner, :mod:`kp3d.tables` (``make tables``;
+``python -m kp3d.evaluate ablations ...`` passes its arguments there). Headless::
 
-    python -m kp3d.evaluate ablations --profile smoke --which views
     python -m kp3d.evaluate probe --export outputs/04_full_training/export.npz
     python -m kp3d.evaluate baselines --profile cpu-demo --export outputs/04_full_training/export.npz
 
@@ -57,14 +54,13 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "PAPER_RESULTS",
-    "ABLATIONS",
     "split_indices",
+    "probe_protocol",
     "evaluate_export",
     "mean_pose_errors",
     "encoder_features",
     "untrained_baseline",
     "supervised_upper_bound",
-    "run_ablations",
     "results_markdown",
     "write_results",
     "summary",
@@ -81,34 +77,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------------------------
-# Ablations: name -> list of (setting, Config overrides, features probed, paper key).
-# "features" is "mv_keypoints" (the MLP probe on the 3D keypoints) or "latent" (Table 4 row 1).
-_NO_KP_LOSSES = dict(use_mask_loss=False, use_coverage_loss=False, use_centering_loss=False)
-ABLATIONS: dict[str, list[tuple[str, dict[str, Any], str, str]]] = {
-    "losses": [  # Table 4
-        ("reconst only", dict(reconstruction_only=True, **_NO_KP_LOSSES), "latent", "t4_reconst"),
-        ("+ mask", dict(use_mask_loss=True, use_coverage_loss=False, use_centering_loss=False), "mv_keypoints", "t4_mask"),
-        ("+ coverage", dict(use_mask_loss=True, use_coverage_loss=True, use_centering_loss=False), "mv_keypoints", "t4_coverage"),
-        ("+ centering (full)", dict(use_mask_loss=True, use_coverage_loss=True, use_centering_loss=True),
-         "mv_keypoints", "t4_full"),
-    ],
-    "views": [  # Table 5
-        ("2 views", dict(views=(0, 1)), "mv_keypoints", "t5_2views"),
-        ("3 views", dict(views=(0, 1, 2)), "mv_keypoints", "t5_3views"),
-        ("4 views", dict(views=(0, 1, 2, 3)), "mv_keypoints", "t5_4views"),
-    ],
-    "mask": [  # Table 6
-        ("IMG-BG mask", dict(mask_target="img-bg"), "mv_keypoints", "t6_img-bg"),
-        ("GT mask", dict(mask_target="gt"), "mv_keypoints", "t6_gt"),
-        ("predicted mask", dict(mask_target="predicted"), "mv_keypoints", "t6_predicted"),
-    ],
-    "keypoints": [  # Fig. 6 / Table S3
-        (f"{n} kpts", dict(n_keypoints=n), "mv_keypoints", f"ts3_{n}") for n in (16, 32, 48, 96)
-    ],
-}
-
-
-# ------------------------------------------------------------------------------------------------
 # probes on an export
 
 
@@ -121,6 +89,19 @@ def split_indices(export: dict) -> tuple[np.ndarray, np.ndarray]:
     if len(tr) < 2 or len(te) < 1:
         raise ValueError(f"export has {len(tr)} train and {len(te)} test frames: need >= 2 and >= 1")
     return tr, te
+
+
+def probe_protocol(export: dict) -> str:
+    """The frames a probe figure of ``export`` comes from, to print beside it: two figures of one model
+    compare only under one protocol (the tables and README use every frame; notebook 05 a preset).
+
+    Example:
+        >>> import numpy as np
+        >>> probe_protocol({"split": np.array(["train"] * 6 + ["test"] * 2), "config_json": np.array('{"data": "synthetic"}')})
+        'probes fitted on 6 training frames, measured on 2 test frames of synthetic'
+    """
+    tr, te = split_indices(export)
+    return f"probes fitted on {len(tr)} training frames, measured on {len(te)} test frames of {_export_config(export).get('data', 'synthetic')}"
 
 
 def _require_labels(export: dict, what: str = "probing") -> np.ndarray:
@@ -410,80 +391,6 @@ def prepare_export(export_path: str | Path | None, out_dir, max_iters: int | Non
 
 
 # ------------------------------------------------------------------------------------------------
-# ablation runner
-
-
-def run_ablations(which: Iterable[str], profile: str = "smoke", out_dir=None, max_iters: int | None = None,
-                  fractions=(1.0,), kinds=("mlp",), overrides: dict | None = None, max_frames: int | None = None,
-                  overwrite: bool = False, progress: bool = True, datasets: dict | None = None,
-                  device: str | None = None) -> list[dict]:
-    """Train, export and probe one model per setting of each ablation in ``which``.
-
-    Args:
-        which: names in :data:`ABLATIONS` ("losses", "views", "mask", "keypoints") or "all".
-        profile: the training profile (``kp3d.config.get_config``).
-        out_dir: where runs, exports and results go (default ``output_dir("ablations", profile)``).
-        max_iters: override the profile's iterations (e.g. for a quick look).
-        overrides: extra Config overrides applied to every setting.
-        max_frames: cap the exported frames per split.
-        datasets: {"train": ds, "test": ds} to use instead of the profile's data set (tests).
-        device: "cpu" / "cuda" (default: CUDA when available).
-
-    Run directories are never deleted: an existing one is resumed (a finished run returns at once).
-    An existing export is reused unless ``overwrite=True``.
-
-    Returns:
-        the result rows; also written as ``<out_dir>/ablations_<which>.json`` and ``.md``.
-    """
-    from kp3d.config import get_config
-    from kp3d.export import export, load_export
-    from kp3d.profiles import output_dir
-    from kp3d.train import train
-
-    which = list(ABLATIONS) if "all" in which else list(which)
-    bad = [w for w in which if w not in ABLATIONS]
-    if bad:
-        raise ValueError(f"unknown ablations {bad}: choose from {list(ABLATIONS)} or 'all'")
-    out_dir = Path(out_dir) if out_dir else output_dir("ablations", profile)
-    if not overwrite:  # fail before hours of training, not after
-        for w in which:
-            for ext in ("json", "md"):
-                if (out_dir / f"ablations_{w}.{ext}").exists():
-                    raise FileExistsError(f"{out_dir / f'ablations_{w}.{ext}'} exists: pass overwrite=True "
-                                          "(--overwrite) or another out_dir (--out)")
-    rows: list[dict] = []
-    for w in which:
-        wrows = []
-        for setting, ov, feats, paper in ABLATIONS[w]:
-            tag = f"{w}-" + "".join(c if c.isalnum() else "_" for c in setting).strip("_")
-            kw = dict(overrides or {}, **ov)
-            if max_iters is not None:
-                kw["max_iters"] = max_iters
-            cfg = get_config(profile, **kw)
-            run_dir = out_dir / "runs" / tag
-            # runs are never deleted: an existing run dir is resumed (a finished one returns at once)
-            print(f"[ablations] {tag}: training to {cfg.max_iters} iterations in {run_dir}")
-            run_dir = Path(train(cfg, run_dir=run_dir, resume=run_dir.exists(), progress=progress,
-                                 dataset=(datasets or {}).get("train"), device=device))
-            ex_path = out_dir / "exports" / f"{tag}.npz"
-            if not ex_path.exists() or overwrite:
-                export(run_dir / "checkpoints" / "last.pt", ex_path, max_frames=max_frames, overwrite=overwrite,
-                       datasets=datasets, device=device, progress=progress)
-            ex = load_export(ex_path)
-            # the mean pose once per table (always reported beside a result)
-            feats_here = (feats,) if wrows else ("mean_pose", feats)
-            r = evaluate_export(ex, fractions=fractions, kinds=kinds, features=feats_here, progress=progress)
-            for row in r:
-                if row["key"] != "mean_pose":
-                    row.update(setting=setting, paper=paper if row.get("probe") == "mlp" else None)
-                row.update(ablation=w, run_dir=str(run_dir), export=str(ex_path), overrides=kw)
-            wrows += r
-        write_results(wrows, out_dir, name=f"ablations_{w}", title=f"Ablation: {w} ({profile})", overwrite=overwrite)
-        rows += wrows
-    return rows
-
-
-# ------------------------------------------------------------------------------------------------
 # command line
 
 
@@ -496,6 +403,11 @@ def _parse_fractions(text: str) -> tuple[float, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m kp3d.evaluate {probe,baselines,ablations} ...`` (see ``--help``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["ablations"]:  # one runner for the paper's tables: kp3d.tables takes the rest of the line
+        from kp3d.tables import main as tables_main
+
+        return tables_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m kp3d.evaluate", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -525,22 +437,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--no-lifter", action="store_true", help="skip the single-view lifter")
     b.add_argument("--name", default="baselines")
 
-    a = sub.add_parser("ablations", parents=[common], help="train + export + probe each ablation setting")
-    a.add_argument("--profile", default="smoke")
-    a.add_argument("--which", nargs="+", default=["views"], help=f"any of {list(ABLATIONS)} or all")
-    a.add_argument("--max-iters", type=int, default=None)
-    a.add_argument("--max-frames", type=int, default=None)
-    a.set_defaults(kinds=["mlp"])  # the paper's ablation tables use the MLP probe
+    sub.add_parser("ablations", add_help=False, help="the paper's tables 4, 5, 6 and S3: python -m kp3d.tables (its --help)")
     args = ap.parse_args(argv)
     progress = not args.quiet
 
     from kp3d.profiles import output_dir
-
-    if args.cmd == "ablations":
-        rows = run_ablations(args.which, args.profile, args.out, args.max_iters, args.fractions, tuple(args.kinds),
-                             max_frames=args.max_frames, overwrite=args.overwrite, progress=progress)
-        print(results_markdown(rows))
-        return 0
 
     from kp3d.export import REQUIRED_KEYS, load_export
 

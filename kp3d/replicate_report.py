@@ -14,6 +14,8 @@ _PAPER_MATCH = (("mv_keypoints", "linear", "t1_mv_linear"), ("mv_keypoints", "ml
 _PLUMBING = ("**Smoke profile: a plumbing check.** A few training steps on a tiny data set: the numbers below "
              "show that every stage runs and say nothing about the method.")
 
+REPLICATION = Path(__file__).resolve().parent.parent / "docs" / "replication.md"  # the paper's tables on this profile
+
 
 def _paper_beside_ours(stage_dir: Path, profile: str) -> list[str]:
     """Report lines for a probing stage (its ``metrics.json``): whether probing ran, and the paper's
@@ -53,6 +55,9 @@ def _paper_beside_ours(stage_dir: Path, profile: str) -> list[str]:
         theirs = fmt(p.get(metric), digits) + theirs_unit
         out.append(f"| {r.get('setting', key + (' (not run)' if probing == 'done' else ' (skipped)'))} | {probe} "
                    f"| {mine} | {p['table']} | {p['setting']} | {theirs} |")
+    if doc.get("protocol"):  # figures of one model compare only under one protocol
+        out += ["", f"Ours: {doc['protocol']}. The tables of the paper's ablations on this profile "
+                f"({REPLICATION.as_uri()}) and README.md probe every frame of the export, so their mm differ from these."]
     out += ["", "Matched by setting (features and probe), whatever the keypoint count: Tables 1, 3 and 4 are the "
             "paper's 32 keypoints on Human3.6M (mm); the Table S3 row (MPI-INF-3DHP, cm) is the keypoint count "
             f"nearest ours ({n_kp if n_kp is not None else 'unknown'}). Ours are on our data set (synthetic unless "

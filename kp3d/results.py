@@ -168,6 +168,9 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+_SERIES_ORDER = ["mv_keypoints", "sv_keypoints", "latent", "untrained"]  # the paper's series first
+
+
 def plot_fraction_curves(rows: list[dict], path=None, title: str | None = None):
     """Fig. 5/6-style curves: error against the % of labelled frames, one line per (features, probe),
     solid for the MLP probe and dashed for the linear one; horizontal lines for single-number
@@ -188,15 +191,22 @@ def plot_fraction_curves(rows: list[dict], path=None, title: str | None = None):
             flat.append(r)
         else:
             series.setdefault((r["key"], r["probe"]), []).append(r)
-    colors = dict(zip(["mv_keypoints", "sv_keypoints", "latent", "untrained"], plt.get_cmap("tab10").colors))
+    # one colour per feature set, whatever the set (keypoints, lifter, latent, untrained, each silhouette)
+    keys = sorted({key for key, _ in series}, key=lambda k: (k not in _SERIES_ORDER, _SERIES_ORDER.index(k) if k in _SERIES_ORDER else 0, k))
+    colors = {k: plt.get_cmap("tab10").colors[i % 10] for i, k in enumerate(keys)}
     for ax, m, name in zip(axes, ("mpjpe", "n_mpjpe", "p_mpjpe"), ("MPJPE", "N-MPJPE", "P-MPJPE")):
         for (key, probe), rs in sorted(series.items()):
             rs = sorted(rs, key=lambda r: r["fraction"])
             ax.plot([100 * r["fraction"] for r in rs], [r[m] for r in rs], "-" if probe == "mlp" else "--",
-                    marker="o", color=colors.get(key), label=f"{key} ({probe})")
+                    marker="o" if probe == "mlp" else "s", color=colors[key], label=f"{key} ({probe})")
+            if len(rs) == 1:  # a baseline measured with every label only: named beside its point
+                ax.annotate(f"{key} ({probe})", (100 * rs[0]["fraction"], rs[0][m]), xytext=(-6, 0),
+                            textcoords="offset points", ha="right", va="center", fontsize=6, color=colors[key])
         for r in flat:
             ax.axhline(r[m], color="gray" if r["key"] == "mean_pose" else "black", lw=1,
                        ls=":" if r["key"] == "mean_pose" else "-.", label=r["key"])
+            ax.annotate(r["key"], (0.01, r[m]), xycoords=("axes fraction", "data"), xytext=(0, 2),
+                        textcoords="offset points", fontsize=6, color="gray" if r["key"] == "mean_pose" else "black")
         ax.set_xscale("log")
         ticks = sorted({100 * r["fraction"] for rs in series.values() for r in rs})
         if ticks:

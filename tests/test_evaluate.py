@@ -149,19 +149,16 @@ def test_results_json_and_markdown(tmp_path):
     assert len(json.loads(jp.read_text())["rows"]) == 1
 
 
-def test_paper_table_matches_spec_and_ablations_are_config_overrides():
-    from kp3d.config import get_config
-
+def test_paper_table_matches_the_paper():
     assert E.PAPER_RESULTS["t1_mv_mlp"]["mpjpe"] / E.PAPER_RESULTS["t4_reconst"]["mpjpe"] == pytest.approx(0.66, abs=0.001)
     assert E.PAPER_RESULTS["t5_2views"]["n_mpjpe"] == 100.7 and E.PAPER_RESULTS["ts3_96"]["mpjpe"] == 14.16
-    assert set(E.ABLATIONS) == {"losses", "views", "mask", "keypoints"}
-    for name, settings in E.ABLATIONS.items():
-        for setting, ov, feats, paper in settings:
-            cfg = get_config("smoke", **ov)
-            cfg.validate()
-            assert paper in E.PAPER_RESULTS and feats in ("mv_keypoints", "latent")
-    assert [len(get_config("smoke", **ov).views) for _, ov, _, _ in E.ABLATIONS["views"]] == [2, 3, 4]
-    assert get_config("smoke", **E.ABLATIONS["losses"][0][1]).reconstruction_only
+
+
+def test_ablations_command_is_the_tables_runner(tmp_path, capsys):
+    assert E.main(["ablations", "--profile", "cpu-demo", "--which", "5", "--seeds", "0", "--plan",
+                   "--out", str(tmp_path / "tables")]) == 0
+    out = capsys.readouterr().out
+    assert "[tables] 3 runs for tables 5 (seeds 0)" in out and "t5-2views-s0-" in out
 
 
 def test_cli_probe_writes_tables(tmp_path, capsys):
@@ -256,22 +253,6 @@ def test_baselines_cli_upper_bound_curve(tmp_path, monkeypatch):
     assert upper[0]["history"][-1]["mpjpe"] == pytest.approx(upper[0]["mpjpe"])
 
 
-def test_ablation_runner_views(tmp_path):
-    tr, te = _fakes()
-    rows = E.run_ablations(["views"], profile="smoke", out_dir=tmp_path, max_iters=2, kinds=("linear",),
-                           datasets={"train": tr, "test": te}, device="cpu", progress=False)
-    assert [r["setting"] for r in rows] == ["mean pose", "2 views", "3 views", "4 views"]
-    ex2 = np.load(tmp_path / "exports" / "views-2_views.npz")
-    assert ex2["kp2d"].shape[1] == 2 and ex2["kp3d"].shape == (24, 8, 3)
-    assert (tmp_path / "ablations_views.json").exists()
-    md = (tmp_path / "ablations_views.md").read_text()
-    assert "2 views" in md and "ablation" in json.loads((tmp_path / "ablations_views.json").read_text())["rows"][0]
-    with pytest.raises(FileExistsError, match="overwrite"):
-        E.run_ablations(["views"], profile="smoke", out_dir=tmp_path, datasets={"train": tr, "test": te})
-    with pytest.raises(ValueError, match="unknown ablations"):
-        E.run_ablations(["colours"], out_dir=tmp_path / "x")
-
-
 def test_helpers_for_the_notebook(tmp_path):
     ex = fake_export(T=60, n_test=20)
     test = E.select_rows(ex, split="test", max_frames=7)
@@ -302,3 +283,21 @@ def test_helpers_for_the_notebook(tmp_path):
     assert path == tmp_path / "a.npz" and "x" in loaded
     with pytest.raises(FileNotFoundError, match="notebook 04"):
         E.prepare_export(tmp_path / "missing.npz", tmp_path)
+
+
+def test_fraction_curves_give_every_series_its_own_colour_and_name_the_100pct_baselines():
+    import matplotlib.pyplot as plt
+
+    keys = ["mv_keypoints", "sv_keypoints", "latent", "untrained", "silhouette_img-bg", "silhouette_gt"]
+    rows = [dict(key=k, probe="mlp", fraction=f, mpjpe=100.0 + i, n_mpjpe=90.0, p_mpjpe=80.0)
+            for i, k in enumerate(keys[:3]) for f in (0.1, 1.0)]
+    rows += [dict(key=k, probe="mlp", fraction=1.0, mpjpe=120.0 + i, n_mpjpe=90.0, p_mpjpe=80.0) for i, k in enumerate(keys[3:])]
+    rows.append(dict(key="supervised", probe="supervised", fraction=1.0, mpjpe=60.0, n_mpjpe=58.0, p_mpjpe=50.0))
+    fig = E.plot_fraction_curves(rows)
+    ax = fig.axes[0]
+    colours = {line.get_label(): line.get_color() for line in ax.lines if "(mlp)" in line.get_label()}
+    assert len(colours) == 6 and len(set(map(str, colours.values()))) == 6
+    names = {t.get_text() for t in ax.texts}
+    assert {"untrained (mlp)", "silhouette_img-bg (mlp)", "silhouette_gt (mlp)", "supervised"} <= names
+    assert "mv_keypoints (mlp)" not in names  # a curve is named in the legend only
+    plt.close(fig)

@@ -66,3 +66,15 @@ def test_refuses_to_mix_profiles(tmp_path, notebooks):
     run_pipeline("smoke", run="r3", outputs=tmp_path / "out", notebook_dir=notebooks, only=["01"], log=lambda s: None)
     with pytest.raises(ValueError, match="holds a run with profile 'smoke'"):
         run_pipeline("cpu-demo", run="r3", outputs=tmp_path / "out", notebook_dir=notebooks, log=lambda s: None)
+
+
+def test_report_names_the_probe_protocol_and_links_the_tables(tmp_path):
+    """A probe figure in REPORT.md says which frames it comes from, and where the full-protocol tables are."""
+    from kp3d.replicate_report import REPLICATION, _paper_beside_ours
+
+    rows = [dict(key="mv_keypoints", probe="mlp", fraction=1.0, mpjpe=100.0, setting="ours MV, 16 kpts")]
+    (tmp_path / "metrics.json").write_text(json.dumps({"rows": rows, "probing": "done",
+                                                       "protocol": "probes fitted on 400 training frames, measured on 400 test frames of synthetic"}))
+    text = "\n".join(_paper_beside_ours(tmp_path, "cpu-demo"))
+    assert "Ours: probes fitted on 400 training frames, measured on 400 test frames of synthetic." in text
+    assert REPLICATION.as_uri() in text and REPLICATION.name == "replication.md"
