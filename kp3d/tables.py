@@ -230,8 +230,15 @@ def train_runs(runs: list[Run], out_dir: Path, jobs: int = 1, threads: int | Non
         while pending:
             finished, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
             for f in finished:
-                f.result()  # a failed run stops the command, its log named
-                print(f"[tables] {futures[f].name}: trained")
+                r = futures[f]
+                try:
+                    f.result()
+                except Exception as e:  # one failed run stops the command; the others keep their checkpoints
+                    for g in pending:
+                        g.cancel()
+                    raise RuntimeError(f"run {r.name} failed ({type(e).__name__}: {e}); its log: "
+                                       f"{out_dir / 'logs' / (r.name + '.log')}; fix it and run the same command again") from e
+                print(f"[tables] {r.name}: trained")
             now = sum(r.step for r in todo)
             rate = (now - done0) / max(time.time() - t0, 1e-9)
             active = ", ".join(f"{r.name} {r.step}/{r.cfg.max_iters}" for r in todo if 0 < r.step < r.cfg.max_iters)
