@@ -51,6 +51,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -259,8 +260,6 @@ def _raw_camera(cam: dict, name: str, where: str, fisheye: bool = False) -> dict
 
 
 def _read_toml(path: Path) -> list[dict]:
-    import tomllib
-
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
@@ -300,7 +299,7 @@ def _read_opencv_tree(path: Path) -> dict:
             return json.loads(path.read_text())
         except json.JSONDecodeError as e:
             raise CalibrationError(f"{path}: not valid JSON ({e})") from None
-    import cv2
+    import cv2  # lazy: OpenCV is loaded only where a lens is undistorted or a video written
 
     try:
         fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
@@ -524,7 +523,7 @@ def distort_points(camera: Camera, distortion: Distortion | None, x) -> np.ndarr
     if distortion.model == "h36m":
         xy_d = distort_normalized(xy, distortion.coeffs)
         return xy_d @ camera.K[:2, :2].T + camera.K[:2, 2]
-    import cv2
+    import cv2  # lazy: OpenCV is loaded only where a lens is undistorted or a video written
 
     pts = np.concatenate([xy, np.ones_like(xy[..., :1])], axis=-1).reshape(-1, 1, 3)
     if distortion.model == "fisheye":
@@ -627,7 +626,7 @@ def write_opencv(path: str | Path, cameras: Sequence[Camera], distortions: dict 
                              for key, v in e.items()} for e in entries]}
         path.write_text(json.dumps(data, indent=1))
         return
-    import cv2
+    import cv2  # lazy: OpenCV is loaded only where a lens is undistorted or a video written
 
     fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_WRITE)
     fs.startWriteStruct("cameras", cv2.FileNode_SEQ)

@@ -21,7 +21,7 @@ What the loader does, in order:
    triangulation downstream, fits them to a square ``image_size`` (``fit="pad"``: keep the aspect
    ratio and pad with black, any orientation; ``fit="stretch"``: scale each axis) with the intrinsics
    updated to match (``Camera.resized`` plus the padding offset), and caches the result as a
-   memory-mapped uint8 array under ``kp3d.profiles.cache_dir()/rig`` (keyed by the files' sizes and
+   memory-mapped uint8 array under ``data_utils.cache.cache_dir()/rig`` (keyed by the files' sizes and
    times, the calibration and the options, so a changed input is re-decoded);
 4. backgrounds per camera, in this order of preference: an image of the empty scene
    (``background/<camera>.png``), an empty-scene clip (``background/<camera>.mp4`` or a folder),
@@ -59,13 +59,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from kp3d.cameras import Camera
 
 from .background import median_background
+from .cache import cache_dir
 from .calibration import Calibration, load_calibration, undistortion_maps
 from .frame_cache import decode_cached
-from .rig_geometry import CROP_EDGES, FITS, MAX_CROP_PAD, fit_camera, recorded_camera, _prepare  # noqa: F401 (API)
+from .rig_geometry import CROP_EDGES, FITS, MAX_CROP_PAD, _prepare, fit_camera, recorded_camera  # noqa: F401 (API)
 from .rig_spec import RIG_OPTIONS, parse_rig_spec, rig_root, with_rig_options  # noqa: F401 (part of this API)
 from .video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, image_files, iter_frames, video_info
 
@@ -275,7 +277,7 @@ class RigDataset(Dataset):
         backgrounds: None (``root/background`` when present), a folder, or dict name -> image/clip path.
         background_frames: frames used for a median background (evenly spaced).
         units, up_axis, subject: passed to :func:`data_utils.calibration.load_calibration`.
-        cache: keep decoded frames under ``kp3d.profiles.cache_dir()/rig`` (False: a temporary in-memory array).
+        cache: keep decoded frames under ``data_utils.cache.cache_dir()/rig`` (False: a temporary in-memory array).
         progress: tqdm bars while decoding.
         crop_edge: where a video smaller or larger than its calibration lost or gained its pixels:
             "centre" (default), "start" (top/left) or "end" (bottom/right); :func:`recorded_camera`.
@@ -384,8 +386,6 @@ class RigDataset(Dataset):
         return [st.st_size, st.st_mtime_ns]
 
     def _decode_camera(self, v: int, out: np.ndarray, progress: bool) -> None:
-        from tqdm.auto import tqdm
-
         name = self.camera_names[v]
         wanted = set(self.frames)
         last = self.frames[-1]
@@ -415,8 +415,6 @@ class RigDataset(Dataset):
             out = np.zeros(shape, np.uint8)
             fill(out)
             return out
-        from kp3d.profiles import cache_dir
-
         path = cache_dir() / "rig" / f"{self.root.name}-{self._cache_key()}.npy"
         if path.is_file():
             arr = np.load(path, mmap_mode="r")
@@ -596,25 +594,16 @@ def rig_camera_names(spec: str, calibration: str | Path | None = None, **calibra
     return names
 
 
-def make_rig_dataset(spec: str, calibration: str | None = None, profile: str = "cpu-demo", split: str = "train",
-                     **overrides) -> RigDataset:
-    """The rig data set for ``data="rig:PATH"`` at the resolution of ``profile``.
+def make_rig_dataset(spec: str, calibration: str | None = None, split: str = "train", **overrides) -> RigDataset:
+    """The rig data set for ``data="rig:PATH"`` (``kp3d.profiles.make_dataset`` sets a profile's ``image_size``).
 
     Args:
         spec: "rig:/path/to/folder" (or just the path).
         calibration: the calibration file (default: found in the folder).
-        profile: a kp3d profile; ``image_size`` defaults to its ``kp3d.config`` value.
         split: "train", "test" or "all" (all frames for each).
         overrides: any :class:`RigDataset` argument (``image_size``, ``fit``, ``frame_step``, ``trim`` ...).
     """
-    from kp3d.profiles import check_profile
-
-    check_profile(profile)
     root = rig_root(spec)
     for key, value in parse_rig_spec(spec)[1].items():  # arguments given here win over the spec's
         overrides.setdefault(key, value)
-    if "image_size" not in overrides:
-        from kp3d.config import get_config
-
-        overrides["image_size"] = get_config(profile).image_size
     return RigDataset(root, calibration=calibration, split=split, **overrides)

@@ -14,7 +14,7 @@ Units used by the fields:
 - boxes: ``(s_x, s_y, u_x, u_y)`` in normalised [-1, 1] image units (see ``kp3d.geometry``).
 
 Example:
-    >>> from kp3d.config import get_config
+    >>> from kp3d.profiles import get_config
     >>> cfg = get_config("smoke", max_iters=5)
     >>> cfg.max_iters, cfg.profile
     (5, 'smoke')
@@ -28,7 +28,20 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
-from kp3d.profiles import check_profile
+PROFILES = ("smoke", "cpu-demo", "paper-h36m", "paper-3dhp")
+
+ENV_PROFILE = "KP3D_PROFILE"
+
+
+def check_profile(profile: str) -> str:
+    """Return ``profile`` if it names a known profile, else raise a ValueError listing them."""
+    if profile not in PROFILES:
+        raise ValueError(
+            f"unknown profile {profile!r}: expected one of {', '.join(PROFILES)} "
+            f"(set it with -p PROFILE <name> in papermill or {ENV_PROFILE}=<name>)"
+        )
+    return profile
+
 
 MASK_TARGETS = ("predicted", "gt", "img-bg", "img-bg-mask")
 CROP_SOURCES = ("detector", "gt-mask", "img-bg")  # Config.crop_source
@@ -340,63 +353,6 @@ class Config:
         return dataclasses.replace(self, **overrides)
 
 
-# Each profile lists only what differs from the paper defaults above.
-_PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
-    "paper-h36m": {},
-    "paper-3dhp": dict(n_keypoints=48, latent_dim=1029, w_mask=5.0),
-    # The first CPU recipe (docs/recipe.md, H0: it learned on 2 CPU cores) plus the deviations that
-    # docs/recipe.md found necessary on the synthetic set (each field says why): w_patch during the
-    # warm-up only, the box prior, the keypoint path reading a detached box, a ramp and a sigma
-    # anneal; and from the ladder (docs/recipe.md, "The ladder"): the keypoint head and the detector
-    # read the soft |I - B| instead of the latent and the frame, the keypoints rebuild |I - B| (> 0.05,
-    # cleaned, the floor shadow dropped) instead of M_p (Table 6's IMG-BG target), and no centering
-    # term (it pulled the keypoints off the person: 66.7% -> 86.5% on the GT mask without it).
-    # Together these took the 3D keypoints' MLP probe from 0.84x to 0.49-0.54x the mean pose, with
-    # 91-92% of them on the person. Sizes for ~20-30 min of training on 2 cores.
-    "cpu-demo": dict(
-        image_size=128, patch_size=64, n_keypoints=16, batch_size=4,
-        encoder="resnet18", detector="tiny", latent_dim=256, decoder_channels=(64, 32, 16, 16),
-        decoder_convs_per_block=2, max_iters=3000, warmup_iters=1000,
-        lr=1e-3, lr_detector=3e-4, lr_image_decoder=5e-4,
-        w_mask=1.0, sigma=0.1, softmax_temperature=1.5,
-        mask_decoder_last_init_std=1e-3, use_perceptual_loss=False,
-        w_patch=0.5, patch_loss_warmup_only=True, keypoint_box_grad=False, keypoint_ramp_iters=500,
-        keypoint_encoder_grad=False, w_box_prior=1.0,
-        keypoint_input="img-bg-soft", detector_input="img-bg-soft", mask_target="img-bg-mask",
-        use_centering_loss=False, box_prior_threshold=0.05, foreground_cleanup=3, shadow_chroma=0.08,
-        sigma_start=0.3, sigma_anneal_iters=2000, detector_pool="flatten", detector_downsample=2,
-        num_workers=0, log_every=50, ckpt_every=500,
-    ),
-    # Tests and CI: a few iterations in seconds.
-    "smoke": dict(
-        image_size=64, patch_size=32, n_keypoints=8, batch_size=2,
-        encoder="tiny", detector="tiny", latent_dim=32, decoder_channels=(32, 16, 8, 8),
-        decoder_convs_per_block=1, max_iters=12, warmup_iters=4,
-        lr=1e-3, lr_detector=3e-4, lr_image_decoder=5e-4,
-        w_mask=1.0, centering_box_only=True, sigma=0.1, softmax_temperature=1.5,
-        mask_decoder_last_init_std=1e-3, use_perceptual_loss=False,
-        num_workers=0, log_every=4, ckpt_every=6,
-    ),
-}
-
-
-def get_config(profile: str, **overrides: Any) -> Config:
-    """The :class:`Config` of a profile, with ``overrides`` applied (unknown names raise).
-
-    Example:
-        >>> get_config("paper-3dhp").n_keypoints
-        48
-    """
-    check_profile(profile)
-    values = dict(_PROFILE_OVERRIDES[profile], profile=profile)
-    known = {f.name for f in fields(Config)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise ValueError(f"unknown Config fields {sorted(unknown)}; known fields: {sorted(known)}")
-    values.update(overrides)
-    return Config(**values)
-
-
 def parse_override(cfg_cls_field: str, text: str) -> Any:
     """Parse ``text`` (from ``--set key=value``) into the type of the Config field ``cfg_cls_field``."""
     f = {f.name: f for f in fields(Config)}.get(cfg_cls_field)
@@ -418,3 +374,17 @@ def parse_override(cfg_cls_field: str, text: str) -> Any:
         parts = [p for p in text.replace("(", "").replace(")", "").split(",") if p.strip()]
         return tuple(int(p) for p in parts)
     return text
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` items -> {field: value typed as the Config field} (a bad item raises)."""
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set max_iters=2000")
+        key, value = item.split("=", 1)
+        try:
+            overrides[key.strip()] = parse_override(key.strip(), value)
+        except ValueError as e:
+            raise ValueError(f"{e}" if "--set" in str(e) else f"--set {item}: {e}") from None
+    return overrides

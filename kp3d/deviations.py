@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from kp3d.config import Config, get_config
+from kp3d.config import Config
+from kp3d.profiles import get_config
 
 
 @dataclass(frozen=True)

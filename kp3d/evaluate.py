@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
@@ -43,12 +44,20 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from kp3d import probes as P
 from data_utils.datasets import synthetic_options
+from kp3d import probes as P
 from kp3d.baselines import encoder_features, supervised_upper_bound, untrained_baseline
-from kp3d.config import is_synthetic
-from kp3d.results import PAPER_RESULTS, plot_fraction_curves, results_markdown, summary, write_results
+from kp3d.cli_errors import run_entry_point
+from kp3d.config import Config, is_synthetic
+from kp3d.discovery_check import probe_figures
+from kp3d.export import REQUIRED_KEYS, export, load_export
 from kp3d.lifter import LifterConfig, lift, lifter_config, train_lifter
+from kp3d.profiles import data_config, dataset_for, get_config, output_dir
+from kp3d.results import PAPER_RESULTS, plot_fraction_curves, results_markdown, summary, write_results
+from kp3d.shipped import shipped_export
+from kp3d.silhouettes import silhouette_baseline
+from kp3d.tables import main as tables_main
+from kp3d.train import train
 
 log = logging.getLogger(__name__)
 
@@ -245,8 +254,6 @@ def select_rows(export: dict, split: str | None = None, max_frames: int | None =
 def find_export(search_dirs=None) -> Path | None:
     """Notebook 04's export: the ``export`` named in its ``summary.json``, else the newest ``*.npz``
     under ``search_dirs`` (default: notebook 04's output folder). None when there is none."""
-    from kp3d.profiles import output_dir
-
     dirs = [Path(d) for d in (search_dirs or [output_dir("04_full_training", create=False)])]
     for d in dirs:
         summary_file = d / "summary.json"
@@ -268,8 +275,6 @@ def fresh_run_figures(probe_cfg=None, search_dirs=None) -> dict | None:
     Returns:
         dict(export, mean_pose, ridge, mlp: {mpjpe, n_mpjpe, p_mpjpe} in mm, ridge_ratio, mlp_ratio).
     """
-    from kp3d.discovery_check import probe_figures
-    from kp3d.export import load_export
 
     path = find_export(search_dirs)
     if path is None:
@@ -317,7 +322,6 @@ def _smoke_name(data: str, calibration: str) -> str:
         return "smoke"
     if is_synthetic(data):  # another render of the embedded set: "synthetic?seed=3" -> smoke-synthetic-seed3
         return "smoke-synthetic-" + "-".join(f"{k}{v}" for k, v in synthetic_options(data).items())
-    import hashlib
 
     key = hashlib.sha1(json.dumps([*_data_key(data), calibration]).encode()).hexdigest()[:8]
     return f"smoke-{_data_key(data)[0]}-{key}"
@@ -348,8 +352,6 @@ def prepare_export(export_path: str | Path | None, out_dir, max_iters: int | Non
     Returns:
         (export dict, its path).
     """
-    from kp3d.export import export, load_export
-
     if model not in ("shipped", "notebook04"):
         raise ValueError(f"MODEL={model!r}: expected 'shipped' (the repository's checkpoint) or 'notebook04'")
     if export_path:
@@ -359,8 +361,6 @@ def prepare_export(export_path: str | Path | None, out_dir, max_iters: int | Non
         return load_export(p), p
     if model == "shipped":
         if data == "synthetic" and profile != "smoke":
-            from kp3d.shipped import shipped_export
-
             p = shipped_export(out_dir, max_frames=max_frames, progress=progress)
             print(f"using the shipped checkpoint's export {p} (MODEL = 'notebook04' probes notebook 04's run)")
             return load_export(p), p
@@ -379,8 +379,6 @@ def prepare_export(export_path: str | Path | None, out_dir, max_iters: int | Non
     name = _smoke_name(data, calibration)
     p = out_dir / f"{name}_export.npz"
     if not p.exists():
-        from kp3d.profiles import data_config
-        from kp3d.train import train
 
         print(f"no export of {data!r} found: training a SMOKE model (seconds; for a real result run notebook 04 first)")
         cfg = data_config("smoke", data, calibration, **({"max_iters": max_iters} if max_iters else {}))
@@ -405,7 +403,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m kp3d.evaluate {probe,baselines,ablations} ...`` (see ``--help``)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["ablations"]:  # one runner for the paper's tables: kp3d.tables takes the rest of the line
-        from kp3d.tables import main as tables_main
 
         return tables_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m kp3d.evaluate", description=__doc__.split("\n\n")[0])
@@ -441,23 +438,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     progress = not args.quiet
 
-    from kp3d.profiles import output_dir
 
-    from kp3d.export import REQUIRED_KEYS, load_export
 
     rows: list[dict] = []
     # a file that is not an export is refused with how to make one (not a missing-key error later)
     ex = load_export(args.export, require=REQUIRED_KEYS) if args.export else None
     if args.cmd == "baselines":
-        from kp3d.config import Config, get_config
-        from kp3d.train import make_dataset
 
         # the untrained network and the upper bound use the evaluated model's architecture and data
         cfg = Config.from_dict(_export_config(ex)) if ex is not None and _export_config(ex) else get_config(args.profile)
-        tr_ds, te_ds = make_dataset(cfg, "train"), make_dataset(cfg, "test")
+        tr_ds, te_ds = dataset_for(cfg, "train"), dataset_for(cfg, "test")
         rows += untrained_baseline(cfg, tr_ds, te_ds, args.fractions, tuple(args.kinds),
                                    max_frames=args.max_frames, progress=progress)
-        from kp3d.silhouettes import silhouette_baseline
 
         rows += silhouette_baseline(cfg, tr_ds, te_ds, fractions=args.fractions, kinds=tuple(args.kinds),
                                     max_frames=args.max_frames, progress=progress)
@@ -479,6 +471,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from kp3d.cli import run_entry_point
-
     sys.exit(run_entry_point(main))  # one-line errors on the command line; --debug: the traceback

@@ -379,7 +379,7 @@ def active_loss_terms(cfg: Config) -> tuple[str, ...]:
     """The terms of :data:`LOSS_NAMES` that ``cfg`` trains with at some step (the others stay 0).
 
     Example:
-        >>> from kp3d.config import get_config
+        >>> from kp3d.profiles import get_config
         >>> active_loss_terms(get_config("paper-h36m"))
         ('pixel', 'perceptual', 'mask', 'coverage', 'centering')
     """

@@ -55,6 +55,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from kp3d import metrics
+from kp3d.config import check_profile
+from kp3d.profiles import PROBE_PRESETS
+
 N_JOINTS = 17  # Human3.6M joints, docs/architecture.md order; joint 0 is the pelvis
 ROOT_JOINT = 0
 
@@ -110,27 +114,14 @@ class ProbeConfig:
         return asdict(self)
 
 
-# Per-profile probe settings. paper-*: S.1.2 (the paper trains 200K iterations; early stopping on
-# held-out labelled frames ends it sooner). cpu-demo: a 512-unit MLP (measured on
-# 2 cores; 2048 units cost ~16x the time for a few mm). smoke: seconds.
-_PROFILE_PROBES = {
-    "paper-h36m": dict(epochs=2000, max_iters=200_000, patience=20),
-    "paper-3dhp": dict(epochs=2000, max_iters=200_000, patience=20),
-    "cpu-demo": dict(hidden=512, lr=1e-3, epochs=300, patience=15),
-    "smoke": dict(hidden=64, lr=1e-3, epochs=40, patience=0),
-}
-
-
 def probe_config(profile: str, **overrides) -> ProbeConfig:
-    """The :class:`ProbeConfig` of a profile (see ``_PROFILE_PROBES``), with ``overrides`` applied.
+    """The :class:`ProbeConfig` of a profile (``kp3d.profiles.PROBE_PRESETS``), with ``overrides`` applied.
 
     Example:
         >>> probe_config("paper-h36m").hidden
         2048
     """
-    from kp3d.profiles import check_profile
-
-    values = dict(_PROFILE_PROBES[check_profile(profile)])
+    values = dict(PROBE_PRESETS[check_profile(profile)])
     values.update(overrides)
     return ProbeConfig(**values)
 
@@ -436,8 +427,6 @@ def pose_errors(pred, gt) -> dict[str, float]:
         pred: (T, 17, 3) or (T, 51) predicted pelvis-relative joints.
         gt: same shape, ground truth.
     """
-    from kp3d import metrics  # the lead's module; imported here so probes import without it
-
     p = _as_np(pred, "pred").astype(np.float64).reshape(len(pred), -1, 3)
     g = _as_np(gt, "gt").astype(np.float64).reshape(len(gt), -1, 3)
     if p.shape != g.shape:

@@ -185,7 +185,7 @@ def _fakes():
 
 def test_end_to_end_train_export_probe_and_baselines(tmp_path):
     """A few smoke iterations on the tiny fake data set, then every evaluation path runs on it."""
-    from kp3d.config import get_config
+    from kp3d.profiles import get_config
     from kp3d.export import export, load_export
     from kp3d.train import train
 
@@ -209,7 +209,7 @@ def test_supervised_upper_bound_crops(monkeypatch):
     """crop="foreground" encodes the box around |I - B| and leaves the detector untrained; "detector"
     trains it; anything else is refused."""
     from kp3d import losses
-    from kp3d.config import get_config
+    from kp3d.profiles import get_config
 
     tr, te = _fakes()
     cfg = get_config("smoke")
@@ -227,7 +227,7 @@ def test_supervised_upper_bound_crops(monkeypatch):
 
 def test_supervised_upper_bound_history():
     """eval_every records the test error along the way; the last entry is the returned figure."""
-    from kp3d.config import get_config
+    from kp3d.profiles import get_config
 
     tr, te = _fakes()
     cfg = get_config("smoke")

@@ -24,7 +24,8 @@ pytest.importorskip("cv2")
 sys.path.insert(0, str(Path(__file__).parent))
 from test_rig import T, build_rig  # noqa: E402
 
-from data_utils.datasets import check_calibration, data_views, make_dataset, view_sequence  # noqa: E402
+from data_utils.datasets import check_calibration, data_views, view_sequence
+from kp3d.profiles import make_dataset  # noqa: E402
 from data_utils.rig import ContaminatedBackgroundWarning, RigDataset, rig_camera_names, rig_root  # noqa: E402
 from kp3d import evaluate as E  # noqa: E402
 from kp3d.profiles import data_config  # noqa: E402
