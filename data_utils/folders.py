@@ -15,7 +15,6 @@ from torch.utils.data import Dataset
 
 from .background import median_background
 from .cache import cache_dir
-from .skeleton import NUM_JOINTS
 
 
 def _layout_error(kind: str, root: Path, problem: str, layout: str) -> FileNotFoundError:
