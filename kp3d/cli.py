@@ -26,7 +26,7 @@ from pathlib import Path
 from data_utils.datasets import data_views
 from data_utils.rig import with_rig_options
 from kp3d.cli_errors import USER_ERRORS, add_debug_flag, report_errors, run_entry_point  # noqa: F401 (the CLIs' names)
-from kp3d.config import Config, parse_override, parse_overrides  # noqa: F401 (kp3d.cli.parse_overrides)
+from kp3d.config import Config, parse_overrides
 from kp3d.console import once_per_run
 from kp3d.export import export
 from kp3d.profiles import PROFILES, dataset_for, get_config

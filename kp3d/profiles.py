@@ -33,6 +33,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from torch.utils.data import Dataset
+
 from data_utils.cache import ENV_CACHE_DIR, cache_dir  # noqa: F401 (kp3d.profiles.cache_dir is this)
 from data_utils.datasets import check_calibration, data_views, open_dataset, synthetic_options
 from data_utils.synthetic import SyntheticConfig, SyntheticDataset
@@ -196,7 +198,7 @@ def synthetic_config(profile: str, **overrides) -> SyntheticConfig:
 
 
 def make_dataset(data: str = "synthetic", profile: str = "cpu-demo", split: str = "train",
-                 calibration: str | Path | None = None, **overrides) -> "torch.utils.data.Dataset":
+                 calibration: str | Path | None = None, **overrides) -> Dataset:
     """The data set named by ``data`` at the sizes of ``profile``.
 
     Args:
