@@ -102,15 +102,9 @@ def data_config(profile: str, data: str = "synthetic", calibration: str = "", **
 PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
     "paper-h36m": {},
     "paper-3dhp": dict(n_keypoints=48, latent_dim=1029, w_mask=5.0),
-    # The first CPU recipe (docs/recipe.md, H0: it learned on 2 CPU cores) plus the deviations that
-    # docs/recipe.md found necessary on the synthetic set (each field says why): w_patch during the
-    # warm-up only, the box prior, the keypoint path reading a detached box, a ramp and a sigma
-    # anneal; and from the ladder (docs/recipe.md, "The ladder"): the keypoint head and the detector
-    # read the soft |I - B| instead of the latent and the frame, the keypoints rebuild |I - B| (> 0.05,
-    # cleaned, the floor shadow dropped) instead of M_p (Table 6's IMG-BG target), and no centering
-    # term (it pulled the keypoints off the person: 66.7% -> 86.5% on the GT mask without it).
-    # Together these took the 3D keypoints' MLP probe from 0.84x to 0.49-0.54x the mean pose, with
-    # 91-92% of them on the person. Sizes for ~20-30 min of training on 2 cores.
+    # The paper's method made to learn on 2 CPU cores in ~20-30 min: smaller sizes plus the deviations
+    # of docs/recipe.md ("Why did the image decoder's mask collapse?", "The box prior", "The ladder"),
+    # each named on its Config field and in kp3d.deviations (notebook 04's table).
     "cpu-demo": dict(
         image_size=128, patch_size=64, n_keypoints=16, batch_size=4,
         encoder="resnet18", detector="tiny", latent_dim=256, decoder_channels=(64, 32, 16, 16),

@@ -131,3 +131,14 @@ def test_the_rule_catches_a_violation():
     """The check itself: a data module importing a profile would be reported."""
     assert layer_of("data_utils.rig") < layer_of("kp3d.profiles") < layer_of("kp3d.train") < layer_of("kp3d.evaluate")
     assert "kp3d.cameras" in GRAPH["data_utils.h36m"] and "kp3d.profiles" in GRAPH["kp3d.probe_fit"]
+
+
+def test_config_has_at_most_one_comment_line_per_field():
+    """kp3d.config.Config reads in one sitting: one line per field; the evidence lives in docs/recipe.md."""
+    tree = ast.parse(MODULES["kp3d.config"].read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Config")
+    n_fields = sum(isinstance(n, ast.AnnAssign) for n in cls.body)
+    first_method = next(n for n in cls.body if isinstance(n, ast.FunctionDef))
+    lines = MODULES["kp3d.config"].read_text().splitlines()[cls.lineno - 1:first_method.lineno - 1]
+    n_comments = sum("#" in line for line in lines)
+    assert n_comments <= n_fields, f"Config: {n_comments} comment lines for {n_fields} fields"

@@ -43,7 +43,7 @@ from plotly.subplots import make_subplots
 
 from kp3d.probes import keypoint_features
 
-try:  # the skeleton module of data_utils (helper A); same bones as below
+try:  # the skeleton module of data_utils; same bones as below
     from data_utils.skeleton import H36M_BONES
 except ImportError:  # pragma: no cover - only when data_utils is absent
     # (parent, child) per non-root joint, docs/architecture.md joint order
