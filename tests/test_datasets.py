@@ -158,7 +158,7 @@ def test_profiles_and_config_errors(cache):
 
 
 def test_config_synthetic_frames_sizes_the_data_set(cache):
-    """Config.synthetic_frames reaches the renderer through kp3d.train.make_dataset (train, export and
+    """Config.synthetic_frames reaches the renderer through kp3d.profiles.dataset_for (train, export and
     evaluation all build their data there); it is refused for other data."""
     from kp3d.profiles import get_config
     from kp3d.profiles import dataset_for as make_from_config
