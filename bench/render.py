@@ -37,9 +37,10 @@ def main() -> None:
     os.environ["KP3D_CACHE_DIR"] = args.cache
 
     from data_utils.background import psnr
-    from data_utils.synthetic import SyntheticConfig, ensure_rendered, load_subject
+    from data_utils.synthetic import ensure_rendered, load_subject
+    from kp3d.profiles import synthetic_config
 
-    cfg = SyntheticConfig.for_profile(args.profile, workers=args.workers)
+    cfg = synthetic_config(args.profile, workers=args.workers)
     start = time.time()
     path = ensure_rendered(cfg)
     wall = time.time() - start

@@ -21,8 +21,9 @@ import time
 import torch
 
 from kp3d.cameras import h36m_rig, to_tensors
-from kp3d.config import get_config, parse_override
+from kp3d.config import parse_override
 from kp3d.losses import compute_losses
+from kp3d.profiles import get_config
 from kp3d.train import autocast, build_training_parts, native_bf16
 
 

@@ -6,7 +6,10 @@
   limits, and a numpy ray caster (z-buffer, shading, textures, shadows, flicker, sensor noise);
 - ``synthetic``: the cached synthetic data set on the Human3.6M camera rig (``SyntheticConfig``);
 - ``background``: per-pixel median backgrounds, PSNR and error maps;
-- ``datasets``: torch data sets with one sample contract (docs/architecture.md) and ``make_dataset``.
+- ``datasets``: the data names (``DATA``) and the data sets, one module each (``synthetic``, ``h36m``,
+  ``mpi3dhp``, ``rig``), with one sample contract (docs/architecture.md).
 
-Submodules are imported explicitly (``from data_utils.datasets import make_dataset``).
+Submodules are imported explicitly (``from data_utils.datasets import open_dataset``); a data set at a
+profile's sizes comes from ``kp3d.profiles.make_dataset``. ``data_utils`` imports from ``kp3d`` only
+its bottom layer (``kp3d.cameras``, ``kp3d.geometry``, ``kp3d.metrics``; docs/architecture.md).
 """

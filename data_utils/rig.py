@@ -21,7 +21,7 @@ What the loader does, in order:
    triangulation downstream, fits them to a square ``image_size`` (``fit="pad"``: keep the aspect
    ratio and pad with black, any orientation; ``fit="stretch"``: scale each axis) with the intrinsics
    updated to match (``Camera.resized`` plus the padding offset), and caches the result as a
-   memory-mapped uint8 array under ``kp3d.profiles.cache_dir()/rig`` (keyed by the files' sizes and
+   memory-mapped uint8 array under ``data_utils.cache.cache_dir()/rig`` (keyed by the files' sizes and
    times, the calibration and the options, so a changed input is re-decoded);
 4. backgrounds per camera, in this order of preference: an image of the empty scene
    (``background/<camera>.png``), an empty-scene clip (``background/<camera>.mp4`` or a folder),
@@ -59,202 +59,19 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-
-from kp3d.cameras import Camera
+from tqdm.auto import tqdm
 
 from .background import median_background
+from .cache import cache_dir
 from .calibration import Calibration, load_calibration, undistortion_maps
 from .frame_cache import decode_cached
-from .rig_geometry import CROP_EDGES, FITS, MAX_CROP_PAD, fit_camera, recorded_camera, _prepare  # noqa: F401 (API)
+from .rig_background import MIN_CHECK_FRAMES, ContaminatedBackgroundWarning, background_contamination  # noqa: F401 (part of this API)
+from .rig_files import CALIBRATION_NAMES, RIG_LAYOUT, _background_source, find_calibration, howto, match_sources, too_few_cameras, unreadable_frames  # noqa: F401 (part of this API)
+from .rig_geometry import CROP_EDGES, FITS, MAX_CROP_PAD, _prepare, fit_camera, recorded_camera  # noqa: F401 (API)
 from .rig_spec import RIG_OPTIONS, parse_rig_spec, rig_root, with_rig_options  # noqa: F401 (part of this API)
-from .video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, image_files, iter_frames, video_info
+from .video import image_files, iter_frames, video_info
 
 log = logging.getLogger(__name__)
-
-RIG_LAYOUT = """\
-my_rig/
-  calibration.toml     anipose/Pose2Sim TOML, or calibration.yml / .yaml / .json (or pass calibration=FILE)
-  cam1.mp4             one synchronised video per camera, named like the calibration's cameras
-  cam2.mp4             (any of .mp4 .avi .mov .mkv .webm; or a folder cam2/ of images 000001.png ...;
-  cam3/                 the videos may also sit in my_rig/videos/)
-  background/          optional, per camera, used instead of the median background:
-    cam1.png             an image of the empty scene, or
-    cam2.mp4             a clip of the empty scene (its median is used)
-  joints_3d.npy        optional labels: (T, 17, 3) joints in the calibration's world units"""
-
-CALIBRATION_NAMES = ("calibration.toml", "calibration.yml", "calibration.yaml", "calibration.json")
-MIN_CHECK_FRAMES = 10  # fewer frames than this: the median cannot be checked (and is rarely clean)
-# how each option is given on the command line and in the notebooks (for the error messages)
-_OPTION_HOWTO = {
-    "trim": "kp3d-train --trim; DATA = 'rig:PATH?trim=true' in the notebooks",
-    "cameras": "kp3d-train --cameras cam1,cam3; DATA = 'rig:PATH?cameras=cam1,cam3'",
-    "backgrounds": "kp3d-train --backgrounds FOLDER; DATA = 'rig:PATH?backgrounds=FOLDER'",
-    "units": "kp3d-train --units m; DATA = 'rig:PATH?units=m'",
-    "up_axis": "kp3d-train --up-axis=-y; DATA = 'rig:PATH?up_axis=-y'",
-    "max_frames": "kp3d-train --max-frames N; DATA = 'rig:PATH?max_frames=N'",
-    "crop_edge": "DATA = 'rig:PATH?crop_edge=end' (start, centre, end), also for kp3d-train --data",
-}
-
-
-def howto(option: str) -> str:
-    """Where a loader option is set outside Python, for an error message."""
-    return _OPTION_HOWTO[option]
-
-
-def too_few_cameras(root: Path, names: list[str]) -> str:
-    return (f"rig {root}: {len(names)} camera(s) {names}; triangulation needs at least 2 calibrated cameras with "
-            f"videos. Fix: add the calibration and video of another camera.")
-
-
-def unreadable_frames(root: Path, name: str, source: Path, decoded: int, wanted: int, why: str = "") -> str:
-    """The error for a video that ends before the frames its header announced (a copy cut short)."""
-    what = (f"rig {root}: camera {name}: {source} decoded {decoded} of the {wanted} frames its header announced "
-            f"(a truncated or damaged file{': ' + why if why else ''}).")
-    if decoded == 0:
-        return what + " Fix: copy the complete file again from the camera or its card."
-    return (what + f" Fix: use the {decoded} readable frames with max_frames={decoded} "
-            f"({howto('max_frames').replace('N', str(decoded))}), or copy the complete file again.")
-
-
-class ContaminatedBackgroundWarning(UserWarning):
-    """The median background probably contains the person (or someone else): supply an empty scene."""
-
-
-# ---------------------------------------------------------------------------------------------
-# contaminated median backgrounds
-# ---------------------------------------------------------------------------------------------
-def background_contamination(frames: np.ndarray, background: np.ndarray, unstable_freq: float = 0.45,
-                             min_unstable_area: float = 0.001, min_moving_area: float = 0.001) -> dict:
-    """Check a median background against the frames it came from.
-
-    A pixel is *foreground* in a frame when it differs from the background by more than
-    ``tau = 5 sigma`` clipped to [0.05, 0.15] (mean over channels, [0, 1] units; sigma is the noise level, a robust
-    MAD estimate over all pixels and frames). Two signatures of a median that kept the person:
-
-    - an *unstable region*: pixels that are foreground in more than ``unstable_freq`` of the frames
-      cover more than ``min_unstable_area`` of the image. A person who walks around covers each pixel
-      for a few frames only (under 45% even at the turning points of a one-circle clip in the tests);
-      one on a treadmill or a chair keeps moving limbs over the same pixels, so the median there is
-      a coin flip between the person and the scene;
-    - *nothing moves*: in 90% of the frames less than ``min_moving_area`` of the image is foreground:
-      the person stood still and is part of the median (or the clip is empty).
-
-    Not caught: someone still in one place for more than about ``1 - unstable_freq`` of the frames
-    while another person moves: the median takes them in and they never differ from it.
-
-    A third check catches frames that share no static background at all (typical difference over
-    0.05: a moving camera, changing light, automatic exposure).
-
-    Args:
-        frames: (T, H, W, 3) uint8 or float in [0, 1], the frames the median was taken over.
-        background: (H, W, 3) same units.
-
-    Returns:
-        dict(contaminated: bool, reason: str, unstable_area: float, moving_area_p90: float,
-        tau: float, frequency: (H, W) float32 per-pixel foreground frequency).
-    """
-    frames = np.asarray(frames)
-    background = np.asarray(background)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames: expected (T, H, W, 3), got {frames.shape}")
-    if background.shape != frames.shape[1:]:
-        raise ValueError(f"background: expected {frames.shape[1:]} like the frames, got {background.shape}")
-    scale = 255.0 if frames.dtype == np.uint8 else 1.0
-    bg = background.astype(np.float32) / (255.0 if background.dtype == np.uint8 or scale == 255.0 else 1.0)
-    diff = np.stack([np.abs(f.astype(np.float32) / scale - bg).mean(-1) for f in frames])  # (T, H, W)
-    typical = float(np.median(diff))
-    sigma = 1.4826 * typical
-    tau = min(max(0.05, 5 * sigma), 0.15)  # capped: a scene that changes everywhere must not hide as "noise"
-    fg = diff > tau
-    freq = fg.mean(0).astype(np.float32)
-    unstable = float((freq > unstable_freq).mean())
-    moving = float(np.quantile(fg.reshape(len(fg), -1).mean(1), 0.9))
-    reasons = []
-    if typical > 0.05:
-        reasons.append(f"the frames differ from the median almost everywhere (typical difference {typical:.3f}): "
-                       f"a moving camera, changing light or automatic exposure leaves no static background")
-    if unstable > min_unstable_area:
-        reasons.append(f"{100 * unstable:.2f}% of the image differs from the median in more than "
-                       f"{100 * unstable_freq:.0f}% of the frames (someone stays in place)")
-    if moving < min_moving_area:
-        reasons.append(f"in 90% of the frames under {100 * min_moving_area:.2f}% of the image differs from the "
-                       f"median (nothing moves: a still person is burned into it)")
-    return {"contaminated": bool(reasons), "reason": "; ".join(reasons), "unstable_area": unstable,
-            "moving_area_p90": moving, "tau": tau, "frequency": freq}
-
-
-# ---------------------------------------------------------------------------------------------
-# finding files
-# ---------------------------------------------------------------------------------------------
-def find_calibration(root: Path) -> Path:
-    """The calibration file of a rig folder (``calibration.toml|yml|yaml|json``, or the only .toml)."""
-    for name in CALIBRATION_NAMES:
-        if (root / name).is_file():
-            return root / name
-    tomls = sorted(root.glob("*.toml"))
-    if len(tomls) == 1:
-        return tomls[0]
-    raise FileNotFoundError(f"rig {root}: no calibration file found (looked for {', '.join(CALIBRATION_NAMES)}).\n"
-                            f"Fix: put it there or pass calibration=FILE (--calibration FILE; CALIBRATION = \"FILE\" in the notebooks).\n"
-                            f"Expected layout:\n{RIG_LAYOUT}")
-
-
-def _candidates(folder: Path, exclude: set) -> dict:
-    """lower-case stem -> path of the videos and image folders directly in ``folder``."""
-    found = {}
-    if not folder.is_dir():
-        return found
-    for p in sorted(folder.iterdir()):
-        if p.name in exclude or p.name.startswith("."):
-            continue
-        if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
-            found.setdefault(p.stem.lower(), p)
-        elif p.is_dir() and any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir()):
-            found.setdefault(p.name.lower(), p)
-    return found
-
-
-def match_sources(root: Path, names: list[str], allow_extra: bool = False) -> dict:
-    """camera name -> video file or image folder, with clear errors for either side missing.
-
-    ``allow_extra``: ignore videos of cameras not in ``names`` (when the user picked cameras).
-    """
-    found = _candidates(root, {"background", "videos"})
-    for stem, p in _candidates(root / "videos", set()).items():
-        found.setdefault(stem, p)
-    lower = {n.lower(): n for n in names}
-    missing = [n for n in names if n.lower() not in found]
-    extra = sorted(str(p.relative_to(root)) for s, p in found.items() if s not in lower)
-    if missing:
-        raise FileNotFoundError(
-            f"rig {root}: the calibration names camera(s) {missing} but there is no video or image folder for "
-            f"them (found: {sorted(str(p.relative_to(root)) for p in found.values()) or 'nothing'}).\n"
-            f"Fix: name each video like its camera (e.g. {missing[0]}.mp4 or a folder {missing[0]}/), or remove "
-            f"the camera from the calibration.\nExpected layout:\n{RIG_LAYOUT}")
-    if extra and not allow_extra:
-        raise ValueError(
-            f"rig {root}: {extra} match no camera of the calibration (cameras: {names}).\n"
-            f"Fix: add their calibration, rename them to a camera's name, move them out of the folder, "
-            f"or choose cameras with cameras=[...] ({howto('cameras')}).")
-    return {n: found[n.lower()] for n in names}
-
-
-def _background_source(root: Path, name: str, backgrounds) -> Path | None:
-    """A user-supplied empty-scene image/clip for camera ``name`` (None: use the median)."""
-    if isinstance(backgrounds, dict):
-        p = backgrounds.get(name)
-        return None if p is None else Path(p)
-    folder = Path(backgrounds) if backgrounds is not None else root / "background"
-    if not folder.is_dir():
-        if backgrounds is not None:
-            raise FileNotFoundError(f"backgrounds={backgrounds}: no such folder; give the folder of the "
-                                    f"empty-scene images or clips ({howto('backgrounds')})")
-        return None
-    for p in sorted(folder.iterdir()):
-        stem = p.stem if p.is_file() else p.name
-        if stem.lower() == name.lower() and (p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES):
-            return p
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,7 +92,7 @@ class RigDataset(Dataset):
         backgrounds: None (``root/background`` when present), a folder, or dict name -> image/clip path.
         background_frames: frames used for a median background (evenly spaced).
         units, up_axis, subject: passed to :func:`data_utils.calibration.load_calibration`.
-        cache: keep decoded frames under ``kp3d.profiles.cache_dir()/rig`` (False: a temporary in-memory array).
+        cache: keep decoded frames under ``data_utils.cache.cache_dir()/rig`` (False: a temporary in-memory array).
         progress: tqdm bars while decoding.
         crop_edge: where a video smaller or larger than its calibration lost or gained its pixels:
             "centre" (default), "start" (top/left) or "end" (bottom/right); :func:`recorded_camera`.
@@ -384,8 +201,6 @@ class RigDataset(Dataset):
         return [st.st_size, st.st_mtime_ns]
 
     def _decode_camera(self, v: int, out: np.ndarray, progress: bool) -> None:
-        from tqdm.auto import tqdm
-
         name = self.camera_names[v]
         wanted = set(self.frames)
         last = self.frames[-1]
@@ -415,8 +230,6 @@ class RigDataset(Dataset):
             out = np.zeros(shape, np.uint8)
             fill(out)
             return out
-        from kp3d.profiles import cache_dir
-
         path = cache_dir() / "rig" / f"{self.root.name}-{self._cache_key()}.npy"
         if path.is_file():
             arr = np.load(path, mmap_mode="r")
@@ -596,25 +409,16 @@ def rig_camera_names(spec: str, calibration: str | Path | None = None, **calibra
     return names
 
 
-def make_rig_dataset(spec: str, calibration: str | None = None, profile: str = "cpu-demo", split: str = "train",
-                     **overrides) -> RigDataset:
-    """The rig data set for ``data="rig:PATH"`` at the resolution of ``profile``.
+def make_rig_dataset(spec: str, calibration: str | None = None, split: str = "train", **overrides) -> RigDataset:
+    """The rig data set for ``data="rig:PATH"`` (``kp3d.profiles.make_dataset`` sets a profile's ``image_size``).
 
     Args:
         spec: "rig:/path/to/folder" (or just the path).
         calibration: the calibration file (default: found in the folder).
-        profile: a kp3d profile; ``image_size`` defaults to its ``kp3d.config`` value.
         split: "train", "test" or "all" (all frames for each).
         overrides: any :class:`RigDataset` argument (``image_size``, ``fit``, ``frame_step``, ``trim`` ...).
     """
-    from kp3d.profiles import check_profile
-
-    check_profile(profile)
     root = rig_root(spec)
     for key, value in parse_rig_spec(spec)[1].items():  # arguments given here win over the spec's
         overrides.setdefault(key, value)
-    if "image_size" not in overrides:
-        from kp3d.config import get_config
-
-        overrides["image_size"] = get_config(profile).image_size
     return RigDataset(root, calibration=calibration, split=split, **overrides)

@@ -85,7 +85,7 @@ def recorded_camera(camera: Camera, width: int, height: int, edge: str = "centre
 
 def _prepare(img: np.ndarray, maps, placement: tuple[int, int, int, int], size: int) -> np.ndarray:
     """(H, W, 3) uint8 raw frame -> (size, size, 3) uint8 undistorted and fitted frame."""
-    import cv2
+    import cv2  # lazy: OpenCV is loaded only where a lens is undistorted or a video written
 
     if maps is not None:
         img = cv2.remap(img, maps[0], maps[1], interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)

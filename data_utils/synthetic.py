@@ -5,7 +5,7 @@ procedural motion (``motion``) over the part of the floor all four of its camera
 cameras of that Human3.6M subject (``kp3d.cameras.h36m_rig``), scaled to ``image_size``. Rendering
 (``render``) is pinhole WITHOUT lens distortion; ground-truth 2D joints are pinhole projections.
 
-Cache: ``kp3d.profiles.cache_dir()/synthetic/<hash>/`` where the hash covers ``GENERATOR_VERSION``
+Cache: ``data_utils.cache.cache_dir()/synthetic/<hash>/`` where the hash covers ``GENERATOR_VERSION``
 and every field of :class:`SyntheticConfig` except ``workers``. The folder holds ``manifest.json``
 (version, parameters, files) and per subject ``<S>_images.npy`` (T, V, H, W, 3) uint8,
 ``<S>_masks.npy`` (T, V, H, ceil(W/8)) bit-packed along W, and ``<S>_meta.npz`` (joints_3d
@@ -19,7 +19,7 @@ added on first use.
 
 Example:
     >>> from data_utils.synthetic import SyntheticConfig, ensure_rendered
-    >>> cfg = SyntheticConfig.for_profile("smoke")
+    >>> cfg = SyntheticConfig(image_size=64, frames_per_subject=40, supersample=1)  # the smoke profile's
     >>> path = ensure_rendered(cfg)  # doctest: +SKIP
 """
 from __future__ import annotations
@@ -36,10 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from kp3d.cameras import h36m_rig
 
 from .background import median_background
 from .bodies import SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS, subject_body
 from .bvh import load_bvh_h36m
+from .cache import cache_dir
 from .motion import procedural_motion
 from .render import RenderSettings, camera_effects, make_room, project, render_background, render_person
 from .skeleton import retarget
@@ -64,23 +70,6 @@ class SyntheticConfig:
     background_frames: int = 0  # frames for the median background; 0 = all
     area_margin: float = 500.0  # mm around the pelvis (up to 2 m high) kept inside every view
     workers: int = field(default=0, compare=False)  # processes; 0 = min(2, cpu count); not in the key
-
-    @classmethod
-    def for_profile(cls, profile: str, **overrides) -> "SyntheticConfig":
-        """The preset of a kp3d profile (``smoke``, ``cpu-demo``, ``paper-h36m``, ``paper-3dhp``)."""
-        from kp3d.profiles import check_profile
-
-        presets = {
-            "smoke": dict(image_size=64, frames_per_subject=40, supersample=1),
-            "cpu-demo": dict(image_size=128, frames_per_subject=480),
-            # larger sets for a GPU (the paper profiles are meant for the real data): 256 px,
-            # 1000 frames per subject, one ray per pixel: about 5.5 GB; image_size=500 (the paper's
-            # input) quadruples that
-            "paper-h36m": dict(image_size=256, frames_per_subject=1000, fps=25.0, supersample=1),
-            "paper-3dhp": dict(image_size=256, frames_per_subject=1000, fps=25.0, supersample=1),
-        }
-        check_profile(profile)
-        return cls(**{**presets[profile], **overrides}).validate()
 
     def validate(self) -> "SyntheticConfig":
         if self.image_size < 16:
@@ -115,8 +104,6 @@ class SyntheticConfig:
 
 def subject_cameras(subject: str, image_size: int) -> list:
     """The subject's four Human3.6M cameras at ``image_size``, without distortion (pinhole)."""
-    from kp3d.cameras import h36m_rig
-
     return [c.without_distortion() for c in h36m_rig(subject, image_size, image_size)]
 
 
@@ -229,8 +216,6 @@ def _write_subject(folder: Path, cfg: SyntheticConfig, subject: str, views: list
 
 
 def cache_path(cfg: SyntheticConfig) -> Path:
-    from kp3d.profiles import cache_dir
-
     return cache_dir() / "synthetic" / cfg.cache_key()
 
 
@@ -315,7 +300,6 @@ def ensure_rendered(cfg: SyntheticConfig, progress: bool = True) -> Path:
         warnings.warn(f"synthetic data cache: {e}; rendering the data set again (delete {path} yourself "
                       f"if this repeats: the disk may be failing)", stacklevel=2)
         shutil.rmtree(path)
-    from tqdm.auto import tqdm
 
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=False)
@@ -373,3 +357,74 @@ def split_subjects(split: str, subjects=SUBJECTS) -> tuple[str, ...]:
     if split not in pick:
         raise ValueError(f"split must be one of {list(pick)}, got {split!r}")
     return tuple(s for s in pick[split] if s in subjects)
+
+
+def _to_chw(x: np.ndarray) -> torch.Tensor:
+    """(..., H, W, 3) uint8 -> (..., 3, H, W) float32 in [0, 1]."""
+    return torch.from_numpy(np.array(x)).movedim(-1, -3).float().div_(255.0)  # copy: memmaps are read-only
+
+
+class SyntheticDataset(Dataset):
+    """The rendered synthetic humans (``data_utils.synthetic``), rendered on first use and cached.
+
+    Images are pinhole renders (no lens distortion); ``gt.joints_2d`` are the pinhole projections
+    of ``gt.joints_3d`` with the sample's K, R, t. Backgrounds are the per-camera median over the
+    subject's whole sequence (``SyntheticConfig.background_frames`` frames when set).
+
+    Args:
+        config: a :class:`SyntheticConfig` (a profile's: ``kp3d.profiles.synthetic_config(profile)``).
+        split: "train" (S1, S5-S8), "test" (S9, S11) or "all".
+        frame_step: keep every ``frame_step``-th frame.
+        progress: show the rendering progress bar.
+
+    Example:
+        >>> ds = SyntheticDataset(SyntheticConfig(image_size=64, frames_per_subject=40, supersample=1), "test")  # doctest: +SKIP
+        >>> ds[0]["images"].shape  # doctest: +SKIP
+        torch.Size([4, 3, 64, 64])
+    """
+
+    def __init__(self, config: SyntheticConfig | None = None, split: str = "train", frame_step: int = 1,
+                 progress: bool = True):
+        self.config = config or SyntheticConfig()
+        self.split = split
+        self.subjects = split_subjects(split, self.config.subjects)
+        if not self.subjects:
+            raise ValueError(f"split {split!r} has no subject among {self.config.subjects}")
+        if frame_step < 1:
+            raise ValueError(f"frame_step must be >= 1, got {frame_step}")
+        self.root = ensure_rendered(self.config, progress=progress)
+        self._data = {s: load_subject(self.root, s) for s in self.subjects}
+        self._index = [(s, f) for s in self.subjects for f in range(0, len(self._data[s]["joints_3d"]), frame_step)]
+        self._tensors = {s: {
+            "backgrounds": _to_chw(d["bg_median"]), "gt_backgrounds": _to_chw(d["bg_true"]),
+            "K": torch.from_numpy(d["K"]), "R": torch.from_numpy(d["R"]), "t": torch.from_numpy(d["t"]),
+        } for s, d in self._data.items()}
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def frame_info(self, i: int) -> dict:
+        s, f = self._index[i]
+        split = "train" if s in split_subjects("train") else "test"
+        return {"subject": s, "frame": f, "split": split, "action": str(self._data[s]["action"][f])}
+
+    def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} samples")
+        i = i % len(self)
+        s, f = self._index[i]
+        d, tt = self._data[s], self._tensors[s]
+        W = d["images"].shape[-2]
+        masks = np.unpackbits(d["masks_packed"][f], axis=-1, count=W)  # (V, H, W)
+        return {
+            "images": _to_chw(d["images"][f]),
+            "backgrounds": tt["backgrounds"],
+            "K": tt["K"], "R": tt["R"], "t": tt["t"],
+            "index": torch.tensor(i, dtype=torch.int64),
+            "gt": {
+                "joints_3d": torch.from_numpy(d["joints_3d"][f].copy()),
+                "joints_2d": torch.from_numpy(d["joints_2d"][f].copy()),
+                "masks": torch.from_numpy(masks[:, None].astype(np.float32)),
+                "backgrounds": tt["gt_backgrounds"],
+            },
+        }

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from kp3d import geometry, losses
 from kp3d import probes as P
+from kp3d.model import KeypointModel
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,6 @@ def _encode(model, images: torch.Tensor, backgrounds: torch.Tensor, crop: str = 
     backgrounds when ``cfg.detector_input`` is |I - B|); ``"foreground"``: the box around |I - B|
     (``kp3d.losses.foreground_box`` with the model's threshold and margin).
     """
-    from kp3d import geometry
-    from kp3d.losses import foreground_box
 
     B, V = images.shape[:2]
     img = images.reshape(B * V, *images.shape[2:])
@@ -53,7 +53,7 @@ def _encode(model, images: torch.Tensor, backgrounds: torch.Tensor, crop: str = 
     if crop == "detector":
         box = model.detect(img, bg)
     else:
-        box = foreground_box(img, bg, model.cfg.box_prior_threshold, model.cfg.box_prior_margin,
+        box = losses.foreground_box(img, bg, model.cfg.box_prior_threshold, model.cfg.box_prior_margin,
                              cleanup=model.cfg.foreground_cleanup, shadow_chroma=model.cfg.shadow_chroma)
     patch = geometry.crop_patches(img, box.to(img.dtype), model.cfg.patch_size)
     return model.encoder(patch).reshape(B, V, -1)
@@ -88,8 +88,6 @@ def untrained_baseline(cfg, train_ds, test_ds, fractions=(1.0,), kinds=("linear"
                        probe_cfg: P.ProbeConfig | None = None, max_frames: int | None = None,
                        progress: bool = True) -> list[dict]:
     """Probes on the encoder features of an untrained network (random init, seed ``cfg.seed``)."""
-    from kp3d.model import KeypointModel
-
     torch.manual_seed(cfg.seed)
     model = KeypointModel(cfg)
     views = tuple(cfg.views)
@@ -129,8 +127,6 @@ def supervised_upper_bound(cfg, train_ds, test_ds, iters: int = 2000, lr: float 
     Returns:
         one row dict(key="supervised", mpjpe, n_mpjpe, p_mpjpe, ..., history) on the test set.
     """
-    from kp3d.model import KeypointModel
-
     if crop not in ("foreground", "detector"):
         raise ValueError(f"crop={crop!r}: expected 'foreground' (box around |I - B|) or 'detector'")
     if eval_every < 0 or num_workers < 0:

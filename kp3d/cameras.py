@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
 H36M_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
 H36M_CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")
@@ -195,8 +196,6 @@ class Camera:
 
 def to_tensors(cameras: Sequence[Camera], dtype=None) -> dict:
     """Stack cameras into torch tensors: ``K (V,3,3), R (V,3,3), t (V,3), P (V,3,4)`` (float32 default)."""
-    import torch
-
     if len(cameras) == 0:
         raise ValueError("to_tensors needs at least one camera")
     dtype = dtype or torch.float32

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from kp3d.config import Config
+from kp3d.model import KeypointModel
 
 LAST = "last.pt"
 CHECKSUM_KEY = "sha256"
@@ -295,8 +296,6 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
     Returns:
         (model, cfg): a :class:`kp3d.model.KeypointModel` and its :class:`Config`.
     """
-    from kp3d.model import KeypointModel
-
     ckpt = load_checkpoint(path, map_location)
     cfg = Config.from_dict(ckpt["config"])
     model = KeypointModel(cfg)

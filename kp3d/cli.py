@@ -23,45 +23,14 @@ import os
 import sys
 from pathlib import Path
 
-from kp3d.config import Config, get_config, parse_override
-from kp3d.profiles import PROFILES
-
-# What a wrong input raises in this package (a bad value, a missing or damaged file, a failed
-# notebook): reported as one line. Anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, OSError, RuntimeError, FloatingPointError)
-
-
-def report_errors(run, debug: bool = False) -> int:
-    """Call ``run()`` and return its exit status; a :data:`USER_ERRORS` prints ``error: <message>``
-    on stderr and returns 2 (``debug=True``: raise it with its traceback)."""
-    try:
-        return run()
-    except USER_ERRORS as e:
-        if debug:
-            raise
-        print(f"error: {e}\n(--debug shows where it came from)", file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as e:  # a dependency missing from this interpreter, not a bug of kp3d
-        if debug or not e.name or e.name.split(".")[0] == "kp3d":
-            raise
-        print(f"error: {e.name} is not installed for {sys.executable}: run `make setup`, then "
-              f"`source .venv/bin/activate` (or call .venv/bin/python)", file=sys.stderr)
-        return 2
-
-
-def run_entry_point(main, argv: list[str] | None = None) -> int:
-    """Run ``main(argv)`` (an entry point whose errors propagate to Python callers) the way a command
-    line should: one-line errors, the traceback only with ``--debug``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    if debug:
-        argv.remove("--debug")
-    return report_errors(lambda: main(argv), debug)
-
-
-def add_debug_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback")
-    return parser
+from data_utils.datasets import data_views
+from data_utils.rig import with_rig_options
+from kp3d.cli_errors import USER_ERRORS, add_debug_flag, report_errors, run_entry_point  # noqa: F401 (the CLIs' names)
+from kp3d.config import Config, parse_overrides
+from kp3d.console import once_per_run
+from kp3d.export import export
+from kp3d.profiles import PROFILES, dataset_for, get_config
+from kp3d.train import train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,20 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
     return add_debug_flag(p)
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """``--set KEY=VALUE`` items -> {field: value typed as the Config field} (a bad item raises)."""
-    overrides = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set max_iters=2000")
-        key, value = item.split("=", 1)
-        try:
-            overrides[key.strip()] = parse_override(key.strip(), value)
-        except ValueError as e:
-            raise ValueError(f"{e}" if "--set" in str(e) else f"--set {item}: {e}") from None
-    return overrides
-
-
 def _rig_options(args) -> dict:
     opts = {"trim": True if args.trim else None, "cameras": args.cameras, "backgrounds": args.backgrounds,
             "units": args.units, "up_axis": args.up_axis, "max_frames": args.max_frames}
@@ -128,8 +83,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args) -> int:
-    from kp3d.console import once_per_run
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with once_per_run():
         return _train_and_export(args)
@@ -144,12 +97,9 @@ def _train_and_export(args) -> int:
         overrides["calibration"] = args.calibration
     rig_opts = _rig_options(args)
     if rig_opts:
-        from data_utils.rig import with_rig_options
-
         overrides["data"] = with_rig_options(overrides.get("data", ""), **rig_opts)
     if overrides.get("data", "").startswith("rig:") and "views" not in overrides:
         # a rig has as many views as cameras: use them all unless --set views=... says otherwise
-        from data_utils.datasets import data_views
 
         overrides["views"] = data_views(overrides["data"], overrides.get("calibration") or None)
         logging.getLogger("kp3d.cli").info("rig with %d cameras: training on views %s", len(overrides["views"]),
@@ -160,18 +110,15 @@ def _train_and_export(args) -> int:
         # continue with the run's own config (--profile is ignored); --set still applies on top
         cfg = Config.from_dict(json.loads(saved.read_text())).replace(**overrides)
         print(f"resuming with the config of {saved} (profile {cfg.profile}); overrides: {overrides or 'none'}")
-    from kp3d.train import make_dataset, train
 
     progress = not args.no_progress
     # a rig is decoded and its backgrounds checked once, for training and the export (its splits share frames)
-    dataset = make_dataset(cfg, "train", progress=progress) if cfg.data.startswith("rig:") else None
+    dataset = dataset_for(cfg, "train", progress=progress) if cfg.data.startswith("rig:") else None
     run_dir = train(cfg, run_dir=args.run_dir, resume=args.resume, progress=progress, dataset=dataset,
                     device=args.device, max_minutes=args.max_minutes)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"run dir: {run_dir}")
         if args.export:
-            from kp3d.export import export
-
             datasets = {"train": dataset, "test": dataset} if dataset is not None else None
             print(f"export: {export(run_dir, args.export, device=args.device, overwrite=args.overwrite, progress=progress, datasets=datasets)}")
     return 0

@@ -1,20 +1,16 @@
-"""The one training configuration of the unsupervised keypoint model, and its profiles.
+"""The one training configuration of the unsupervised keypoint model.
 
-:class:`Config` holds every knob of the model, the losses and the training loop. Its defaults are the
-paper's values (Honari et al., Sec. 3.3 and S.1; profile ``paper-h36m``). Where the paper is silent
-the field's comment says so and what was chosen. The other profiles change sizes, resolution, batch,
-iterations and loss weights, plus the few stabilising choices that a small CPU model needs
-(docs/recipe.md, runs H0-H2); each such field documents why it exists.
+:class:`Config` holds every knob of the model, the losses and the training loop, one line each: what
+it is, its unit, and the paper's value as its default (Honari et al., Sec. 3.3 and S.1; profile
+``paper-h36m``). The other profiles (:mod:`kp3d.profiles`) change sizes and the few choices a small
+CPU model needs; a field's line names the section of ``docs/recipe.md`` that says why.
 
-Units used by the fields:
-- ``image_size`` / ``patch_size``: pixels (square views and patches);
-- ``sigma``: the Gaussian's standard deviation in normalised [-1, 1] patch units, i.e.
-  ``sigma * P / 2`` pixels (the paper's 0.02 is 1.28 px at P = 128; the CPU recipe's 0.1 is 3.2 px
-  at P = 64), the convention of ``kp3d.geometry.gaussian_heatmaps``;
-- boxes: ``(s_x, s_y, u_x, u_y)`` in normalised [-1, 1] image units (see ``kp3d.geometry``).
+Units: ``image_size`` / ``patch_size`` in pixels (square views and patches); ``sigma`` in normalised
+[-1, 1] patch units, i.e. ``sigma * P / 2`` pixels (``kp3d.geometry.gaussian_heatmaps``); boxes
+``(s_x, s_y, u_x, u_y)`` in normalised [-1, 1] image units (``kp3d.geometry``).
 
 Example:
-    >>> from kp3d.config import get_config
+    >>> from kp3d.profiles import get_config
     >>> cfg = get_config("smoke", max_iters=5)
     >>> cfg.max_iters, cfg.profile
     (5, 'smoke')
@@ -28,7 +24,20 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
-from kp3d.profiles import check_profile
+PROFILES = ("smoke", "cpu-demo", "paper-h36m", "paper-3dhp")
+
+ENV_PROFILE = "KP3D_PROFILE"
+
+
+def check_profile(profile: str) -> str:
+    """Return ``profile`` if it names a known profile, else raise a ValueError listing them."""
+    if profile not in PROFILES:
+        raise ValueError(
+            f"unknown profile {profile!r}: expected one of {', '.join(PROFILES)} "
+            f"(set it with -p PROFILE <name> in papermill or {ENV_PROFILE}=<name>)"
+        )
+    return profile
+
 
 MASK_TARGETS = ("predicted", "gt", "img-bg", "img-bg-mask")
 CROP_SOURCES = ("detector", "gt-mask", "img-bg")  # Config.crop_source
@@ -57,10 +66,7 @@ def check_shadow_chroma(c: float, name: str = "shadow_chroma") -> None:
 
 
 # Fields removed because they were off in every profile and moved nothing (docs/recipe.md keeps
-# their runs: w_concentration S3/N32c/MD8c, keypoint_encoder_grad_scale S2, keypoint_encoder
-# "separate" S1b, encoder_pool "flatten" G2, mask_decoder_hidden MD8, box_prior_augment in the
-# ladder's detector runs, mask_init_bias in the M_p rungs), with their neutral values: older
-# checkpoints that carry them at these values still load.
+# their figures), with their neutral values: older checkpoints that carry them at these values still load.
 REMOVED_FIELDS: dict[str, Any] = {"w_concentration": 0.0, "keypoint_encoder_grad_scale": 1.0, "keypoint_encoder": "shared",
                                   "encoder_pool": "avg", "mask_decoder_hidden": 1, "box_prior_augment": 0.0,
                                   "mask_init_bias": 0.0}
@@ -68,177 +74,88 @@ REMOVED_FIELDS: dict[str, Any] = {"w_concentration": 0.0, "keypoint_encoder_grad
 
 @dataclass
 class Config:
-    """Everything that defines a training run. Defaults = the paper (H36M) unless a comment says otherwise."""
+    """Everything that defines a training run. Defaults are the paper's (Human3.6M, Sec. 3.3, S.1)."""
 
-    # --- run ---------------------------------------------------------------------------------
-    profile: str = "paper-h36m"
+    # run
+    profile: str = "paper-h36m"  # the preset this config came from (kp3d.profiles)
     data: str = "synthetic"  # "synthetic[?seed=N]" | "h36m:/path" | "3dhp:/path" | "rig:/path" (data_utils.datasets)
-    calibration: str = ""  # rig only: calibration file (TOML / OpenCV YAML or JSON / H36M JSON);
-    #   "" = the calibration.{toml,yml,yaml,json} inside the rig folder (docs/own_rig.md)
+    calibration: str = ""  # rig only: calibration file; "" = the one in the rig folder (docs/own_rig.md)
     seed: int = 0
-    synthetic_frames: int = 0  # data="synthetic" only: procedural frames per subject; 0 = the profile's
-    #   preset (cpu-demo 480, i.e. 2,400 training frames). Why it exists: docs/recipe.md ("What does supervision reach on this data set?") found
-    #   the test error of a network trained with the 3D labels limited by the number of training
-    #   frames (84-86 mm with 2,400); a larger set renders once (about 4x the time for 4x the frames).
+    synthetic_frames: int = 0  # synthetic: frames per subject, 0 = the preset (recipe "What does supervision reach ...?")
 
-    # --- sizes (paper S.1.1) -----------------------------------------------------------------
-    n_keypoints: int = 32  # N; 48 for 3DHP
-    views: tuple = (0, 1, 2, 3)  # indices into each sample's V axis; the paper uses 4 views (Table 5: 2/3/4)
-    image_size: int = 500  # input views are image_size x image_size
-    patch_size: int = 128  # crop resolution P; must be a multiple of 8 (the decoders start at P/8)
-    detector: str = "resnet18"  # detector S backbone, on the image downsampled by detector_downsample
-    detector_downsample: int = 4
-    detector_input: str = "rgb"  # what S reads: "rgb" = the paper (the frame). NOT in the paper:
-    #   "img-bg-soft" = the soft |I - B| (kp3d.losses.foreground_soft) repeated over 3 channels. Why:
-    #   docs/recipe.md measured the RGB detector, fitted on five subjects, shrinking its box on the
-    #   test subjects (0.88-0.91x the box prior's side); reading the soft |I - B| it holds (1.00x),
-    #   and the full model's probes stop depending on the seed (two seeds: MLP 0.61 / 0.65x, ridge
-    #   0.87 / 0.85x the mean pose, against 0.64 / 0.79x and 0.80 / 1.21x with the RGB detector).
-    detector_pool: str = "avg"  # "avg": the backbone's global average pool (a standard ResNet; paper
-    #   silent). "flatten": the last feature map flattened into the box head. Why: a globally pooled
-    #   map barely says WHERE the person is; docs/recipe.md measured the tiny CPU detector's centre
-    #   12 patch px off the person with "avg" although its box prior target was within 5.
-    encoder: str = "resnet50"  # encoder E backbone ("tiny" is a 4-layer CNN for tests)
-    latent_dim: int = 729  # size of Xi: 729 on H36M, 1029 on 3DHP (S.1.1); pooled features -> linear
-    decoder_channels: tuple = (256, 128, 64, 32)  # Table S1: 256x(P/8)^2 -> 128 -> 64 -> 32 channels
-    decoder_convs_per_block: int = 3  # Table S1: three conv3x3+ReLU per upsampling block
-    decoder_dropout: float = 0.1  # paper: "linear with dropout", rate unstated; chosen 0.1
+    # sizes (S.1.1)
+    n_keypoints: int = 32  # N; 48 on 3DHP
+    views: tuple = (0, 1, 2, 3)  # camera indices of each sample; the paper uses 4 (Table 5: 2/3/4)
+    image_size: int = 500  # px, square input views
+    patch_size: int = 128  # px, crop resolution P, a multiple of 8 (the decoders start at P/8)
+    detector: str = "resnet18"  # detector S backbone ("tiny": a 4-layer CNN for CPUs and tests)
+    detector_downsample: int = 4  # S reads the frame downsampled by this factor
+    detector_input: str = "rgb"  # "rgb" (paper) | "img-bg-soft": the soft |I - B| (cpu-demo; recipe "The ladder")
+    detector_pool: str = "avg"  # "avg" (paper silent) | "flatten" (cpu-demo; recipe "Does the detector see ...?")
+    encoder: str = "resnet50"  # encoder E backbone
+    latent_dim: int = 729  # size of Xi: 729 on H36M, 1029 on 3DHP (S.1.1)
+    decoder_channels: tuple = (256, 128, 64, 32)  # Table S1: channels at P/8, P/4, P/2, P
+    decoder_convs_per_block: int = 3  # Table S1: conv3x3+ReLU per upsampling block
+    decoder_dropout: float = 0.1  # rate of the decoders' "linear with dropout" (paper: unstated)
 
-    # --- keypoints and masks --------------------------------------------------------------------
-    sigma: float = 0.02  # Gaussian std of the mask decoder and coverage, [-1, 1] patch units
-    sigma_start: float = 0.0  # 0 = sigma throughout (the paper). > 0: the keypoint losses start with
-    #   this sigma and anneal it geometrically to ``sigma`` over ``sigma_anneal_iters`` steps. Why: the
-    #   mask and coverage gradients reach a keypoint only through its Gaussian, so keypoints more than
-    #   ~2 sigma from the person get none at first (docs/recipe.md); a wide start lets them all feel it.
+    # keypoints and masks
+    sigma: float = 0.02  # Gaussian std of the keypoint masks, [-1, 1] patch units (sigma * P / 2 px)
+    sigma_start: float = 0.0  # 0 = sigma throughout (paper); > 0 anneals from it (recipe "The box prior")
     sigma_anneal_iters: int = 0  # steps after the warm-up over which sigma_start -> sigma
-    softmax_temperature: float = 1.0  # soft-argmax over C_n / T; the paper uses a plain softmax (T=1)
-    mask_decoder_last_init_std: float = 0.0  # 0 = PyTorch default init (paper silent). >0: the last
-    #   conv of the mask decoder starts with N(0, std) weights and zero bias, so the decoder starts
-    #   near an empty mask instead of a strong positive response (docs/recipe.md, H0).
-    box_init_scale: float = 0.75  # detector's initial box: centred, s_x = s_y = this (paper silent;
-    #   a spatial transformer usually starts at identity; 0.75 keeps the person inside with margin)
-    box_min_scale: float = 0.1  # s is squashed into [box_min_scale, 1] so the box never degenerates
+    softmax_temperature: float = 1.0  # soft-argmax over C_n / T; the paper's plain softmax is T = 1
+    mask_decoder_last_init_std: float = 0.0  # 0 = PyTorch init (paper silent); > 0: near an empty mask at first
+    box_init_scale: float = 0.75  # the detector's initial box side, centred (paper silent)
+    box_min_scale: float = 0.1  # the box side is squashed into [box_min_scale, 1] (paper silent)
+    mask_oracle: bool = False  # diagnosis only (rung M0): M_p also fitted to the GT mask
 
-    mask_oracle: bool = False  # diagnosis only, never in a profile (ladder rung M0): M_p is also trained
-    #   against the ground-truth mask (binary cross-entropy): the IoU the decoder reaches at this size
-    #   and number of steps with a perfect target, the ceiling of the unsupervised M_p.
-
-    # --- losses (Eq. 10-15) --------------------------------------------------------------------
-    use_perceptual_loss: bool = True  # beta term of Eq. 10
+    # losses (Eq. 10-15)
+    use_perceptual_loss: bool = True  # the beta term of Eq. 10
     use_mask_loss: bool = True  # Eq. 11
     use_coverage_loss: bool = True  # Eq. 13
-    use_centering_loss: bool = True  # Eq. 14
-    reconstruction_only: bool = False  # Table 4 row 1: train only Eq. 10 (keypoint path untrained)
-    w_patch: float = 0.0  # NOT in the paper: weight of an auxiliary ||p - D_p||^2 on the decoded patch.
-    #   Without it the blend mask M can fall to 0 before the decoder has learnt anything (the median
-    #   background already explains most pixels); then D_p gets no gradient and M stays 0
-    #   (docs/recipe.md, H1: seen on the synthetic data in the first 250 steps). With it the
-    #   decoder keeps learning the patch and M opens where D_p explains the image better than B.
-    patch_loss_warmup_only: bool = False  # True: w_patch applies only in the first warmup_iters steps,
-    #   in a reconstruction-only run too. docs/recipe.md r5: kept on afterwards, the auxiliary term
-    #   rewards ever larger boxes (box 0.76 -> 0.96), and it holds M_p near 0.5 over the background
-    #   (IoU 0.50 against 0.66 on the validation render: "The paper's own mask M_p", rung Ma).
-    w_box_prior: float = 0.0  # NOT in the paper: weight of an L1 pull of the detector's box towards a
-    #   square box around |I - B| > box_prior_threshold (kp3d.losses.foreground_box), i.e. towards
-    #   the person as median-background subtraction sees it. docs/recipe.md: from reconstruction alone
-    #   the tiny CPU detector never zoomed in (box 0.75 -> 0.85 of the frame, the person ~4% of the
-    #   patch), so the mask decoder had almost nothing to rebuild and the keypoints never found the
-    #   person. No labels are used: the background is the method's own input.
-    box_prior_threshold: float = 0.1  # |I - B| (mean over RGB, [0, 1] images) counted as foreground,
-    #   wherever |I - B| is used (box prior, fixed crop, soft keypoint/detector input, img-bg-mask
-    #   target). cpu-demo: 0.05 with foreground_cleanup=3 (docs/recipe.md, "The ladder"): the keypoints
-    #   must rebuild the low-contrast limbs too; full model MLP 0.57x -> 0.49x / 0.45x, ridge 0.80x ->
-    #   0.75x / 0.71x the mean pose (seeds 0 / 1), but only 53% / 79% of keypoints on the GT mask:
-    #   a fifth of that mask is the floor shadow (see shadow_chroma).
-    box_prior_margin: float = 1.15  # box side = this x the larger extent of the foreground
-    foreground_cleanup: int = 0  # NOT in the paper: 0 = |I - B| > box_prior_threshold as it is; an odd
-    #   k >= 3 closes then opens that mask with a k x k square (kp3d.losses.foreground_mask) wherever it
-    #   is used (box prior, fixed crop, keypoint input, img-bg-mask target). Why: on the synthetic set
-    #   the raw mask has IoU 0.73 with the GT mask, holes where clothing matches the background
-    #   (recall 0.81); k = 3 fills them (recall 0.88, IoU 0.77) and cut rung R1's ridge probe from
-    #   0.99x to 0.90x the mean pose (docs/recipe.md, "The ladder"). On the full model at threshold
-    #   0.1 it moved nothing; cpu-demo uses it with threshold 0.05 (0.05 alone was not measured).
-    shadow_chroma: float = 0.0  # NOT in the paper: 0 = off; > 0 = wherever |I - B| is used, a pixel darker
-    #   than the background (brightness 0.3-1x) whose chromaticity lies within this L1 distance of the
-    #   background's is the floor in the person's shadow, not the person (kp3d.losses.shadow_mask).
-    #   cpu-demo: 0.08. On the synthetic test views |I - B| > 0.05 (cleaned) is 80% person, 96% with it
-    #   (recall of the GT mask 0.96 -> 0.92); the full model's keypoints on the GT mask 53% / 79% ->
-    #   92% / 91% (seeds 0 / 1), MLP 0.49x / 0.45x -> 0.49x / 0.54x (docs/recipe.md, "The ladder").
+    use_centering_loss: bool = True  # Eq. 14; cpu-demo drops it (recipe "The ladder")
+    reconstruction_only: bool = False  # Table 4 row 1: train Eq. 10 only
+    w_patch: float = 0.0  # not in the paper: weight of ||p - D_p||^2 (recipe "... mask collapse?")
+    patch_loss_warmup_only: bool = False  # w_patch only during the warm-up (recipe "... mask collapse?")
+    w_box_prior: float = 0.0  # not in the paper: L1 pull of the box to |I - B| (recipe "The box prior")
+    box_prior_threshold: float = 0.1  # |I - B| (RGB mean, [0, 1]) counted as foreground; cpu-demo 0.05 (recipe "The ladder")
+    box_prior_margin: float = 1.15  # box side = this x the foreground's larger extent
+    foreground_cleanup: int = 0  # not in the paper: 0 = off, odd k >= 3 closes+opens |I - B| (recipe "The ladder")
+    shadow_chroma: float = 0.0  # not in the paper: > 0 drops the floor shadow from |I - B| (recipe "The ladder")
     w_perceptual: float = 2.0  # beta
     w_mask: float = 0.5  # gamma (5.0 on 3DHP)
     w_coverage: float = 0.01  # delta
     w_centering: float = 1.0  # eta
-    mask_target: str = "predicted"  # Table 6: "predicted" (M_p, the paper's default), "gt", "img-bg"
-    #   (|I - B| scaled by its maximum); "img-bg-mask": |I - B| > box_prior_threshold, a binary mask
-    #   (cleaned and freed of the floor shadow as foreground_cleanup and shadow_chroma say)
-    detach_mask_target: bool = True  # paper silent. True: Eq. 11/13 do not push the image decoder's
-    #   mask M_p towards the keypoints' mask; M_p is learnt from reconstruction alone (docs/recipe.md,
-    #   H0-H2: the mask shrinks when keypoint losses reach it).
-    centering_box_only: bool = False  # True: Eq. 14 moves only the box (keypoints detached). The
-    #   paper lets it reach both; the CPU recipe needed box-only because an L1 term on the keypoints
-    #   gives a constant-size gradient that drowns weak signals (docs/recipe.md, H0).
-    centering_keypoints_only: bool = False  # True: Eq. 14 moves only the keypoints (box detached):
-    #   the box learns from reconstruction alone. docs/recipe.md: box-only centering on the synthetic
-    #   set dragged the box after the still-random keypoints (scale 0.76 -> 0.95 within 100 steps)
-    #   and the image decoder's mask, no longer aligned with the crop, collapsed.
-    keypoint_box_grad: bool = True  # False: the keypoint path uses the box detached (K_p of Eq. 6 and
-    #   the un-cropping of keypoints), so Eq. 11/13 move the detector only through the crop's pixels
-    #   (the shared encoder), not through the geometry; the box learns from reconstruction and
-    #   centering. The paper back-propagates everywhere (True); docs/recipe.md (H2) saw the mask
-    #   loss push the detector to larger boxes and the decoder's mask shrink.
-    keypoint_encoder_grad: bool = True  # False: the keypoint head reads the latent detached, so the
-    #   keypoint losses (Eq. 11/13/14) train the keypoint head and mask decoder but never the shared
-    #   encoder; Xi (and the image decoder's mask M_p) is learnt from reconstruction alone. The paper
-    #   back-propagates into the encoder (True). docs/recipe.md: with True, the cpu-demo run's mask
-    #   M_p collapsed within 200 steps of the keypoint losses starting (failure mode 4).
-    # --- the ladder from the geometric bottleneck to the full model (docs/recipe.md, "The ladder") ---
-    keypoint_input: str = "latent"  # what the keypoint head psi reads. "latent" = the paper: psi decodes
-    #   the maps from Xi (Table S1). Otherwise psi is a small U-Net on the patch itself
-    #   (kp3d.networks.PatchKeypointHead) reading "gt-mask" (the ground-truth mask, an oracle for
-    #   diagnosis only), "img-bg" (|I - B| > box_prior_threshold, no labels), "img-bg-soft" (|I - B| /
-    #   box_prior_threshold clipped to 1, kp3d.losses.foreground_soft: the pixels under the
-    #   threshold stay grey instead of holes; rung R1's MLP probe 0.66x -> 0.58x, ridge 0.91x -> 0.86x
-    #   the mean pose, seed 1 0.67x -> 0.54x, 1.01x -> 0.80x; the full model's (cpu-demo) MLP
-    #   0.84x -> 0.64x, ridge 0.97x -> 0.80x; docs/recipe.md), "rgb" (the patch) or
-    #   "pred-mask" (the image decoder's mask M_p, detached). Why: docs/recipe.md measured that 16
-    #   keypoints read from a mask patch and forced to rebuild it carry the pose (rung R0), while
-    #   keypoints decoded from Xi carry no more than the mean pose.
-    crop_source: str = "detector"  # where the patch comes from. "detector" = the paper's spatial
-    #   transformer S. "gt-mask" (oracle) / "img-bg": a fixed square box around the ground-truth mask
-    #   / around |I - B| > box_prior_threshold (kp3d.losses.foreground_box); the detector is unused.
-    #   Why: lets the keypoint path be measured without a learned crop (rungs R0-R2).
-    image_reconstruction: bool = True  # False: no image decoder pass and no Eq. 10 (the geometric
-    #   bottleneck alone, rungs R0/R1); needs a fixed crop, a keypoint input that is not the
-    #   latent or M_p, and a mask target that is not M_p.
-    loss_reduction: str = "mean"  # norms of Eq. 10/11 averaged ("mean") or summed ("sum") over pixels
-    #   (then averaged over the batch). The paper does not say; with "mean" delta = 0.01 and eta = 1
-    #   balance reconstruction (docs/recipe.md, H0; summing changes the balance by 10^3-10^5).
-    perceptual_weights: str = ""  # path to ImageNet ResNet18 weights; "" = torchvision's hub cache
-    perceptual_fallback: str = "random"  # no weights file: "random" = a fixed ResNet18 initialised
-    #   with seed 0 (random features still measure structure), or "off" = drop the term. Logged loudly.
+    mask_target: str = "predicted"  # Table 6: "predicted" (M_p, paper) | "gt" | "img-bg" | "img-bg-mask"
+    detach_mask_target: bool = True  # paper silent: Eq. 11/13 do not move M_p (recipe "... mask collapse?")
+    centering_box_only: bool = False  # Eq. 14 moves only the box (paper: both)
+    centering_keypoints_only: bool = False  # Eq. 14 moves only the keypoints (recipe "... mask collapse?")
+    keypoint_box_grad: bool = True  # False: keypoints read the box detached (paper: True; recipe "... mask collapse?")
+    keypoint_encoder_grad: bool = True  # False: psi reads Xi detached (paper: True; recipe "... mask collapse?")
 
-    # --- optimisation (S.1.3) ------------------------------------------------------------------
-    max_iters: int = 200_000
-    batch_size: int = 32  # samples (each with len(views) views) per step, over ALL processes
-    lr: float = 1e-4
+    # the ladder from the geometric bottleneck to the full model (recipe "The ladder")
+    keypoint_input: str = "latent"  # psi reads "latent" (Xi, paper) | "gt-mask" | "img-bg" | "img-bg-soft" | "rgb" | "pred-mask"
+    crop_source: str = "detector"  # the patch's box: "detector" (S, paper) | "gt-mask" | "img-bg" (fixed boxes)
+    image_reconstruction: bool = True  # False: no image decoder and no Eq. 10 (the geometric bottleneck alone)
+    loss_reduction: str = "mean"  # Eq. 10/11 norms "mean" or "sum" over pixels (paper silent)
+    perceptual_weights: str = ""  # ImageNet ResNet18 weights file; "" = torchvision's hub cache
+    perceptual_fallback: str = "random"  # without weights: "random" (a fixed seed-0 ResNet18) | "off"
+
+    # optimisation (S.1.3)
+    max_iters: int = 200_000  # training steps
+    batch_size: int = 32  # samples per step over all processes, each with len(views) views
+    lr: float = 1e-4  # Adam, encoder, decoders and keypoint head
     lr_detector: float = 2e-5
     lr_image_decoder: float = 2e-5
     weight_decay: float = 0.0
-    grad_clip: float = 0.0  # 0 = off (paper silent)
-    warmup_iters: int = 0  # reconstruction-only steps before the keypoint losses start (paper: none)
-    keypoint_ramp_iters: int = 0  # then ramp the keypoint-loss weights linearly over this many steps
-
-    # --- speed ---------------------------------------------------------------------------------
-    amp: str = "auto"  # "auto": bf16 autocast where the device computes bf16 natively (CUDA with bf16, a
-    #   CPU with AVX512-BF16 or AMX), float32 elsewhere: on an AVX2 CPU emulated bf16 made a cpu-demo step
-    #   5-14x slower (bench/train_throughput.py); "bf16" forces autocast, "none" float32 (kp3d.train.resolve_amp)
+    grad_clip: float = 0.0  # max gradient norm, 0 = off (paper silent)
+    warmup_iters: int = 0  # reconstruction-only steps before the keypoint losses (paper: none)
+    keypoint_ramp_iters: int = 0  # then the keypoint-loss weights ramp linearly over this many steps
+    amp: str = "auto"  # "auto": bf16 where native | "bf16" | "none" (recipe "Why does training crawl ...?")
     channels_last: bool = True
-    num_workers: int = 4
-
-    # --- logging and checkpoints ---------------------------------------------------------------
+    num_workers: int = 4  # data loader processes
     log_every: int = 50
-    ckpt_every: int = 5000
-    keep_checkpoints: int = 0  # 0 = keep every step_XXXXXXX.pt (notebook 04 shows their progress)
+    ckpt_every: int = 5000  # steps (log_every too)
+    keep_checkpoints: int = 0  # step checkpoints kept, 0 = all (notebook 04 shows their progress)
 
     def __post_init__(self) -> None:
         self.views = tuple(int(v) for v in self.views)
@@ -340,63 +257,6 @@ class Config:
         return dataclasses.replace(self, **overrides)
 
 
-# Each profile lists only what differs from the paper defaults above.
-_PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
-    "paper-h36m": {},
-    "paper-3dhp": dict(n_keypoints=48, latent_dim=1029, w_mask=5.0),
-    # The first CPU recipe (docs/recipe.md, H0: it learned on 2 CPU cores) plus the deviations that
-    # docs/recipe.md found necessary on the synthetic set (each field says why): w_patch during the
-    # warm-up only, the box prior, the keypoint path reading a detached box, a ramp and a sigma
-    # anneal; and from the ladder (docs/recipe.md, "The ladder"): the keypoint head and the detector
-    # read the soft |I - B| instead of the latent and the frame, the keypoints rebuild |I - B| (> 0.05,
-    # cleaned, the floor shadow dropped) instead of M_p (Table 6's IMG-BG target), and no centering
-    # term (it pulled the keypoints off the person: 66.7% -> 86.5% on the GT mask without it).
-    # Together these took the 3D keypoints' MLP probe from 0.84x to 0.49-0.54x the mean pose, with
-    # 91-92% of them on the person. Sizes for ~20-30 min of training on 2 cores.
-    "cpu-demo": dict(
-        image_size=128, patch_size=64, n_keypoints=16, batch_size=4,
-        encoder="resnet18", detector="tiny", latent_dim=256, decoder_channels=(64, 32, 16, 16),
-        decoder_convs_per_block=2, max_iters=3000, warmup_iters=1000,
-        lr=1e-3, lr_detector=3e-4, lr_image_decoder=5e-4,
-        w_mask=1.0, sigma=0.1, softmax_temperature=1.5,
-        mask_decoder_last_init_std=1e-3, use_perceptual_loss=False,
-        w_patch=0.5, patch_loss_warmup_only=True, keypoint_box_grad=False, keypoint_ramp_iters=500,
-        keypoint_encoder_grad=False, w_box_prior=1.0,
-        keypoint_input="img-bg-soft", detector_input="img-bg-soft", mask_target="img-bg-mask",
-        use_centering_loss=False, box_prior_threshold=0.05, foreground_cleanup=3, shadow_chroma=0.08,
-        sigma_start=0.3, sigma_anneal_iters=2000, detector_pool="flatten", detector_downsample=2,
-        num_workers=0, log_every=50, ckpt_every=500,
-    ),
-    # Tests and CI: a few iterations in seconds.
-    "smoke": dict(
-        image_size=64, patch_size=32, n_keypoints=8, batch_size=2,
-        encoder="tiny", detector="tiny", latent_dim=32, decoder_channels=(32, 16, 8, 8),
-        decoder_convs_per_block=1, max_iters=12, warmup_iters=4,
-        lr=1e-3, lr_detector=3e-4, lr_image_decoder=5e-4,
-        w_mask=1.0, centering_box_only=True, sigma=0.1, softmax_temperature=1.5,
-        mask_decoder_last_init_std=1e-3, use_perceptual_loss=False,
-        num_workers=0, log_every=4, ckpt_every=6,
-    ),
-}
-
-
-def get_config(profile: str, **overrides: Any) -> Config:
-    """The :class:`Config` of a profile, with ``overrides`` applied (unknown names raise).
-
-    Example:
-        >>> get_config("paper-3dhp").n_keypoints
-        48
-    """
-    check_profile(profile)
-    values = dict(_PROFILE_OVERRIDES[profile], profile=profile)
-    known = {f.name for f in fields(Config)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise ValueError(f"unknown Config fields {sorted(unknown)}; known fields: {sorted(known)}")
-    values.update(overrides)
-    return Config(**values)
-
-
 def parse_override(cfg_cls_field: str, text: str) -> Any:
     """Parse ``text`` (from ``--set key=value``) into the type of the Config field ``cfg_cls_field``."""
     f = {f.name: f for f in fields(Config)}.get(cfg_cls_field)
@@ -418,3 +278,17 @@ def parse_override(cfg_cls_field: str, text: str) -> Any:
         parts = [p for p in text.replace("(", "").replace(")", "").split(",") if p.strip()]
         return tuple(int(p) for p in parts)
     return text
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` items -> {field: value typed as the Config field} (a bad item raises)."""
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set max_iters=2000")
+        key, value = item.split("=", 1)
+        try:
+            overrides[key.strip()] = parse_override(key.strip(), value)
+        except ValueError as e:
+            raise ValueError(f"{e}" if "--set" in str(e) else f"--set {item}: {e}") from None
+    return overrides

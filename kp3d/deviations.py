@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from kp3d.config import Config, get_config
+from kp3d.config import Config
+from kp3d.profiles import get_config
 
 
 @dataclass(frozen=True)
@@ -33,34 +34,39 @@ DEVIATIONS: tuple[Deviation, ...] = (
     Deviation("sizes and schedule", ("image_size", "patch_size", "n_keypoints", "batch_size", "encoder", "detector",
                                      "latent_dim", "decoder_channels", "decoder_convs_per_block", "max_iters"),
               "about 30 minutes on one CPU core instead of 200,000 GPU steps",
-              "recipe 'Common settings'; 32 keypoints and 128 px patches moved nothing on a GPU (N32, E1-E3)"),
+              "recipe 'Common settings'; 32 keypoints and 128 px patches moved nothing on a GPU "
+              "(recipe 'Does the paper's size help?')"),
     Deviation("learning rates", ("lr", "lr_detector", "lr_image_decoder"),
               "a 3,000-step schedule; the paper's ratios kept (detector and image decoder slower)",
-              "recipe 'Why did the image decoder's mask collapse?' (H0-H2)"),
+              "recipe 'Why did the image decoder's mask collapse?'"),
     Deviation("reconstruction warm-up and ramp", ("warmup_iters", "keypoint_ramp_iters"),
               "the keypoint losses start on a patch that already shows the person",
-              "H2: without it the mask M_p collapsed within 200 steps"),
+              "recipe 'Why did the image decoder's mask collapse?': without it the mask M_p collapsed within 200 steps"),
     Deviation("auxiliary patch loss during the warm-up", ("w_patch", "patch_loss_warmup_only"),
               "the blend's mask can close before the decoder has learnt anything",
-              "H1 (failure mode 4); kept after the warm-up it grew the box 0.76 -> 0.96 (r5) and held M_p at IoU 0.50 "
+              "recipe 'Why did the image decoder's mask collapse?' (failure mode 4); kept after the warm-up it grew the box "
+              "0.76 -> 0.96 and held M_p at IoU 0.50 "
               "(validation render, rung Ma0) against 0.66 without it (Ma)"),
     Deviation("Gaussians and soft-argmax", ("sigma", "softmax_temperature", "sigma_start", "sigma_anneal_iters"),
               "a 64 px patch: sigma 0.1 = 3.2 px; a wide start lets far keypoints feel the mask",
-              "r8: the keypoints reach the person only with the anneal"),
+              "recipe 'The box prior': the keypoints reach the person only with the anneal"),
     Deviation("mask decoder's last layer near zero", ("mask_decoder_last_init_std",),
-              "the keypoints' mask starts empty instead of a strong positive response", "docs/recipe.md, H0: the keypoints' mask started full"),
+              "the keypoints' mask starts empty instead of a strong positive response",
+              "recipe 'Why did the image decoder's mask collapse?': the keypoints' mask started full"),
     Deviation("mask loss weight", ("w_mask",), "mean-reduced norms change the balance of Eq. 15",
-              "recipe 'Common settings' (H0)"),
+              "recipe 'Common settings'"),
     Deviation("perceptual term", ("use_perceptual_loss",), "no ImageNet weights can be downloaded here",
               "random features change the balance; not measured on the full model"),
     Deviation("gradients kept apart", ("keypoint_box_grad", "keypoint_encoder_grad"),
               "the keypoint losses reached the box and the encoder and made M_p shrink",
-              "H2 and r2: M_p collapsed within 200 steps of the keypoint losses starting"),
+              "recipe 'Why did the image decoder's mask collapse?': M_p collapsed within 200 steps of the keypoint "
+              "losses starting"),
     Deviation("box prior from |I - B|", ("w_box_prior",),
               "from reconstruction alone the CPU detector never zoomed in on the person",
-              "x1/x2, r6: box 0.75 -> 0.85 of the frame without it, the person ~4% of the patch"),
+              "recipe 'The box prior': box 0.75 -> 0.85 of the frame without it, the person ~4% of the patch"),
     Deviation("detector reads the whole map", ("detector_pool", "detector_downsample"),
-              "a globally pooled map barely says where the person is", "F1/G1: centre 12 px off with 'avg'"),
+              "a globally pooled map barely says where the person is",
+              "recipe 'Does the detector see where the person is?': centre 12 px off with 'avg'"),
     Deviation("detector input", ("detector_input",),
               "the RGB detector shrank its box on new subjects (0.88-0.91x the box prior's)",
               "the ladder: soft |I - B| holds 1.00x; MLP 0.61 / 0.65x over two seeds against 0.64 / 0.79x"),

@@ -1,4 +1,5 @@
-"""Diagnostics logged during training (the failure modes of docs/recipe.md, H0-H2).
+"""Diagnostics logged during training (the failure modes of docs/recipe.md, "Why did the
+image decoder's mask collapse?").
 
 - ``kp_spread_px``: mean pairwise distance between the reprojected keypoints of a view, full-image
   pixels. Near 0 = collapse (all keypoints on one spot, failure modes 1 and 5).

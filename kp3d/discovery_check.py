@@ -33,6 +33,8 @@ import numpy as np
 import torch
 
 from kp3d import probes as P
+from kp3d.cli_errors import add_debug_flag, report_errors
+from kp3d.export import REQUIRED_KEYS, export_once, load_export
 from kp3d.geometry import image_to_patch
 
 WRISTS_ANKLES = {"l_wrist": 13, "r_wrist": 16, "l_ankle": 6, "r_ankle": 3}
@@ -239,8 +241,6 @@ def format_report(res: dict) -> str:
 
 def main(argv=None) -> int:
     """The command line; an error prints one line (``--debug``: the traceback) and returns 2."""
-    from kp3d.cli import add_debug_flag, report_errors
-
     ap = argparse.ArgumentParser(prog="python -m kp3d.discovery_check", description=__doc__.splitlines()[0])
     ap.add_argument("export", help="an export .npz, or a run dir / checkpoint to export first (all frames; see --data)")
     ap.add_argument("--data", default=None, help="with a run dir or checkpoint: export it on this data set, e.g. "
@@ -253,8 +253,6 @@ def main(argv=None) -> int:
 
 
 def _main(args) -> int:
-    from kp3d.export import REQUIRED_KEYS, export_once, load_export
-
     path = Path(args.export)
     if path.suffix != ".npz":  # a run dir or a checkpoint: export it first, beside it, named by the data
         if not path.exists():

@@ -32,11 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from kp3d.checkpoint import load_checkpoint, load_model
+from kp3d.cli_errors import add_debug_flag, report_errors
 from kp3d.config import CROP_SOURCES, Config
 from kp3d.model import gt_masks
-from kp3d.train import make_dataset, select_views, to_device
+from kp3d.profiles import dataset_for
+from kp3d.train import select_views, to_device
 
 TEST_SHARE = 0.2  # of a rig's frames, the last ones, exported as its "test" split (:func:`time_split_rows`)
 
@@ -70,7 +73,6 @@ def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"
         cfg = cfg.replace(crop_source=crop_source)  # validated by Config; the model reads it at every forward
         model.cfg = cfg
     data_cfg = cfg.replace(**{k: v for k, v in (("data", data), ("profile", profile)) if v is not None})
-    from tqdm.auto import tqdm
 
     cols: dict[str, list] = {k: [] for k in ("boxes", "kp2d", "kp2d_reproj", "kp3d", "masks", "latent", "K", "R", "t",
                                              "gt_joints_3d", "gt_joints_2d", "kp_reproj_in_gt_mask", "subject", "split",
@@ -78,7 +80,7 @@ def export(checkpoint: str | Path, out_path: str | Path, splits=("train", "test"
     has_gt = True
     shared = None  # a data set without held-out frames (a rig): built once, its frames split in time
     for split in splits:
-        ds = datasets[split] if datasets is not None else shared or make_dataset(data_cfg, split, progress=progress)
+        ds = datasets[split] if datasets is not None else shared or dataset_for(data_cfg, split, progress=progress)
         if getattr(ds, "held_out", True):
             idx = np.arange(len(ds))
         else:
@@ -203,8 +205,6 @@ def load_export(path: str | Path, require: tuple[str, ...] = ()) -> dict[str, np
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m kp3d.export CHECKPOINT OUT.npz``: write the export file of a run or checkpoint."""
-    from kp3d.cli import add_debug_flag, report_errors
-
     ap = argparse.ArgumentParser(prog="python -m kp3d.export", description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", help="a run dir (its checkpoints/last.pt) or a .pt checkpoint")
     ap.add_argument("out", help="the .npz to write")

@@ -41,8 +41,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kp3d.config import CROP_SOURCES, Config, get_config
-from kp3d.mask_figures import format_mask_figures
+import numpy as np
+import torch
+
+from kp3d import checkpoint as ckpt_io
+from kp3d.cli_errors import run_entry_point
+from kp3d.config import CROP_SOURCES, Config, parse_overrides
+from kp3d.discovery_check import geometry_figures, pose_tracking, probe_figures
+from kp3d.export import export_once, load_export
+from kp3d.losses import foreground_box
+from kp3d.mask_figures import format_mask_figures, mask_figures
+from kp3d.profiles import dataset_for, get_config
+from kp3d.results import table6_markdown
+from kp3d.train import _seed_everything, build_training_parts, select_views, train
 
 # What each rung changes on top of the cpu-demo profile. The bottleneck rungs train only the
 # keypoint path: 8 frames x 4 views, sigma 0.3 -> 0.1 over 1,000 steps, mask MSE + 0.01 coverage.
@@ -74,8 +85,6 @@ def rung_config(rung: str, profile: str = "cpu-demo", **overrides: Any) -> Confi
 
 def _export_once(checkpoint: Path, out: Path, crop_source: str | None = None, data: str | None = None) -> dict:
     """:func:`kp3d.export.export_once` of ``checkpoint`` to ``out``, loaded."""
-    from kp3d.export import export_once, load_export
-
     return load_export(export_once(checkpoint, out, data=data, crop_source=crop_source))
 
 
@@ -95,10 +104,6 @@ def untrained_checkpoint(cfg: Config, run_dir: Path) -> Path:
     """The rung's network as training starts it (the same seed, so the same initial weights), saved
     under ``run_dir/untrained``: the baseline that separates what training taught from what the
     architecture and the probe's z-scoring give for free."""
-    import torch
-
-    from kp3d import checkpoint as ckpt_io
-    from kp3d.train import _seed_everything, build_training_parts
 
     d = run_dir / "untrained"
     last = ckpt_io.latest_checkpoint(d)
@@ -117,14 +122,10 @@ def box_figures(ex: dict, cfg: Config, split: str = "test") -> dict:
     (distance of the two centres in the prior's half-sides; median, p90), over all frames and views.
     A detector that holds on new subjects has a size ratio near 1 and a small offset on "test".
     """
-    import numpy as np
-    import torch
 
-    from kp3d.losses import foreground_box
-    from kp3d.train import make_dataset, select_views
 
     rows = np.flatnonzero(np.asarray(ex["split"]) == split)
-    ds = make_dataset(cfg, split)
+    ds = dataset_for(cfg, split)
     if len(rows) != len(ds):
         raise ValueError(f"box_figures: the export holds {len(rows)} {split} frames, the data set {len(ds)}: "
                          f"export all frames (no max_frames) to compare boxes")
@@ -161,8 +162,6 @@ def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str |
     ``"synthetic?seed=3"``, the validation render; the probes are fitted on its training split and
     measured on its test split); ``masks`` (:func:`mask_run`) holds the mask figures on its test views.
     """
-    from kp3d import checkpoint as ckpt_io
-    from kp3d.discovery_check import geometry_figures, pose_tracking, probe_figures
 
     run_dir = Path(run_dir)
     last = ckpt_io.latest_checkpoint(run_dir)
@@ -196,9 +195,6 @@ def mask_run(run_dir: str | Path, data: str | None = None, split: str = "test", 
     """The mask figures (:func:`kp3d.mask_figures.mask_figures`) of a run's newest checkpoint on every
     ``every``-th frame of ``split`` of ``data`` (None: the data it trained on): M_p against the GT
     mask beside |I - B| raw and cleaned, on the same views."""
-    from kp3d import checkpoint as ckpt_io
-    from kp3d.mask_figures import mask_figures
-    from kp3d.train import make_dataset
 
     run_dir = Path(run_dir)
     last = ckpt_io.latest_checkpoint(run_dir)
@@ -208,7 +204,7 @@ def mask_run(run_dir: str | Path, data: str | None = None, split: str = "test", 
     if crop_source is not None and crop_source != cfg.crop_source:
         cfg = model.cfg = cfg.replace(crop_source=crop_source)
     data_cfg = cfg.replace(data=data) if data is not None else cfg
-    res = mask_figures(model, make_dataset(data_cfg, split), cfg, every=every)
+    res = mask_figures(model, dataset_for(data_cfg, split), cfg, every=every)
     res.update({"data": data_cfg.data, "split": split, "every": every, "step": int(ckpt_io.load_checkpoint(last)["step"])})
     return res
 
@@ -291,12 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--json", default=None)
     k.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    import torch
 
     torch.set_num_threads(args.threads)
     if args.cmd == "train":
-        from kp3d.cli import parse_overrides
-        from kp3d.train import train
 
         cfg = rung_config(args.rung, **parse_overrides(args.overrides))
         train(cfg, run_dir=args.run_dir, resume=args.resume, max_minutes=args.max_minutes)
@@ -304,8 +297,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json and Path(args.json).exists():
         raise FileExistsError(f"{args.json} exists: choose another --json path or remove it first")
     if args.cmd == "table6":
-        from kp3d.results import table6_markdown
-
         rows = [table6_row(measure(d, with_untrained=False, data=args.data)) for d in args.run_dirs]
         Path(args.json).write_text(json.dumps({"data": args.data, "rows": rows}, indent=2))
         print(table6_markdown(rows))
@@ -323,6 +314,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from kp3d.cli import run_entry_point
-
     sys.exit(run_entry_point(main))

@@ -42,6 +42,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from kp3d.config import check_profile
+from kp3d.probes import torch_threads
+from kp3d.profiles import LIFTER_PRESETS
+
 __all__ = [
     "LifterConfig",
     "ResidualBlock",
@@ -76,25 +80,14 @@ class LifterConfig:
         return asdict(self)
 
 
-# Per-profile lifter settings: paper-* keep Table S2; smaller profiles shrink the width for CPU time.
-_PROFILE_LIFTERS = {
-    "paper-h36m": dict(epochs=1000),
-    "paper-3dhp": dict(epochs=1000),
-    "cpu-demo": dict(hidden=512, epochs=150, patience=15),
-    "smoke": dict(hidden=64, epochs=30, patience=0, progress=False),
-}
-
-
 def lifter_config(profile: str, **overrides) -> LifterConfig:
-    """The :class:`LifterConfig` of a profile, with ``overrides`` applied.
+    """The :class:`LifterConfig` of a profile (``kp3d.profiles.LIFTER_PRESETS``), with ``overrides`` applied.
 
     Example:
         >>> lifter_config("paper-h36m").hidden
         1024
     """
-    from kp3d.profiles import check_profile
-
-    values = dict(_PROFILE_LIFTERS[check_profile(profile)])
+    values = dict(LIFTER_PRESETS[check_profile(profile)])
     values.update(overrides)
     return LifterConfig(**values)
 
@@ -207,7 +200,6 @@ def train_lifter(kp2d, kp3d, K, R, cfg: LifterConfig | None = None) -> SingleVie
         the trained :class:`SingleViewLifter` (eval mode, best validation weights).
     """
     cfg = cfg or LifterConfig()
-    from kp3d.probes import torch_threads
 
     with torch_threads(cfg.cpu_threads if cfg.device == "cpu" else 0):
         return _train_lifter(kp2d, kp3d, K, R, cfg)

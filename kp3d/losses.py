@@ -114,7 +114,8 @@ def concentration_loss(spread: torch.Tensor, patch_size: int) -> torch.Tensor:
 
     Not in the paper; a diagnostic. A flat softmax map gives Eq. 4 a weighted centroid of the whole
     patch (docs/recipe.md: the cpu-demo maps spread 14-18 px in a 64 px patch); a trained weight on
-    this term sharpened the maps but did not make the keypoints carry more pose (runs S3, N32c, MD8c).
+    this term sharpened the maps but did not make the keypoints carry more pose (docs/recipe.md, "Are the
+    keypoint maps flat?").
 
     Args:
         spread: (..., N) RMS spread of each softmax map in patch pixels (``out["kp_map_spread"]``).
@@ -379,7 +380,7 @@ def active_loss_terms(cfg: Config) -> tuple[str, ...]:
     """The terms of :data:`LOSS_NAMES` that ``cfg`` trains with at some step (the others stay 0).
 
     Example:
-        >>> from kp3d.config import get_config
+        >>> from kp3d.profiles import get_config
         >>> active_loss_terms(get_config("paper-h36m"))
         ('pixel', 'perceptual', 'mask', 'coverage', 'centering')
     """

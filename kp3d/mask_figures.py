@@ -21,13 +21,19 @@ Example:
 """
 from __future__ import annotations
 
+import argparse
+import sys
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from kp3d.cli_errors import run_entry_point
 from kp3d.config import Config
 from kp3d.losses import foreground_mask
+from kp3d.model import gt_masks
+from kp3d.profiles import make_dataset
+from kp3d.train import select_views
 
 MASKS = ("pred", "img-bg", "img-bg-raw", "img-bg-cleaned")  # the keys of :func:`mask_figures`
 NEAR_PX = 2  # a predicted pixel within this many pixels of the person counts as its edge, not off it
@@ -102,8 +108,6 @@ def frame_masks(cfg: Config, images: torch.Tensor, backgrounds: torch.Tensor,
 def _labelled_batches(dataset, views, every: int, batch_size: int, caller: str):
     """Every ``every``-th frame of ``dataset`` in batches, the ``views`` selected: yields (batch, gt masks
     (B, V, 1, H, W)); a data set without ground-truth masks raises, naming ``caller``."""
-    from kp3d.model import gt_masks
-    from kp3d.train import select_views
 
     if every < 1:
         raise ValueError(f"every={every}: expected a frame step >= 1")
@@ -192,9 +196,6 @@ def threshold_figures(dataset, settings: list[tuple[float, int, float]], views=(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m kp3d.mask_figures --data synthetic?seed=3``: |I - B| settings against the GT mask."""
-    import argparse
-
-    from data_utils.datasets import make_dataset
 
     ap = argparse.ArgumentParser(prog="python -m kp3d.mask_figures", description=main.__doc__)
     ap.add_argument("--data", default="synthetic", help="a synthetic render, e.g. synthetic?seed=3 (the validation render)")
@@ -218,8 +219,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
-    from kp3d.cli import run_entry_point
 
     sys.exit(run_entry_point(main))

@@ -13,7 +13,7 @@ autocast (DLT is ill-conditioned in half precision).
 Example:
     >>> import torch
     >>> from kp3d.cameras import h36m_rig, to_tensors
-    >>> from kp3d.config import get_config
+    >>> from kp3d.profiles import get_config
     >>> from kp3d.model import KeypointModel
     >>> model = KeypointModel(get_config("smoke"))
     >>> cams = to_tensors([c.without_distortion() for c in h36m_rig("S1", 64, 64)])

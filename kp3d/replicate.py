@@ -36,6 +36,9 @@ import time
 from pathlib import Path
 
 import kp3d
+from data_utils.datasets import absolute_data
+from data_utils.rig import find_calibration, rig_root
+from kp3d.cli_errors import report_errors
 from kp3d.profiles import ENV_OUTPUT_DIR, ENV_PROFILE, PROFILES, check_profile
 from kp3d.replicate_report import rerun_command, write_report
 
@@ -131,7 +134,7 @@ def _save_stages(path: Path, stages: dict) -> None:
 # --------------------------------------------------------------------------------------------
 def notebook_parameters(nb: Path) -> list[str]:
     """The names in a notebook's ``parameters`` cell."""
-    import papermill as pm
+    import papermill as pm  # optional: papermill is in the notebooks/test extras only
 
     return list(pm.inspect_notebook(str(nb)))
 
@@ -152,8 +155,6 @@ def resolve_paths(parameters: dict, base: Path | None = None) -> dict:
     """``parameters`` with relative paths made absolute against ``base`` (default: the working
     directory): the folder in DATA, CALIBRATION and every ``*_PATH`` value (the notebooks run in
     notebooks/, where a relative path would mean something else)."""
-    from data_utils.datasets import absolute_data
-
     base = Path(base or os.getcwd())
     out = dict(parameters)
     for key, value in parameters.items():
@@ -193,8 +194,6 @@ def _calibration_file(data: str, calibration: str) -> Path | None:
     if calibration:
         return Path(calibration)
     if str(data).startswith("rig:"):
-        from data_utils.rig import find_calibration, rig_root
-
         try:
             return find_calibration(rig_root(data))
         except (FileNotFoundError, ValueError):  # the notebook will say what is wrong
@@ -212,8 +211,6 @@ def run_inputs(profile: str, parameters: dict) -> dict:
     inputs["calibration file"] = (_digest(calib.read_bytes()) if calib is not None and calib.is_file()
                                   else str(calib or ""))
     if data.startswith("rig:"):
-        from data_utils.rig import rig_root
-
         root = rig_root(data)
         inputs["data files"] = _digest(json.dumps(_file_listing(root)).encode()) if root.is_dir() else "missing"
     return inputs
@@ -243,7 +240,7 @@ def _changed(old: dict, new: dict) -> list[str]:
 # --------------------------------------------------------------------------------------------
 def notebook_incomplete(path: Path) -> str | None:
     """Why the executed notebook at ``path`` did not run to the end (None when it did)."""
-    import nbformat
+    import nbformat  # optional: nbformat comes with the notebooks/test extras only
 
     if not path.is_file():
         return f"the executed notebook {path.name} is missing"
@@ -288,7 +285,7 @@ def run_pipeline(profile: str, run: str | None = None, outputs: Path | None = No
                  only: list[str] | None = None, parameters: dict | None = None,
                  notebook_dir: Path = NOTEBOOK_DIR, log=print) -> Path:
     """Execute the notebooks; returns the run folder. Raises :class:`StageFailed` on a failing cell."""
-    import papermill as pm
+    import papermill as pm  # optional: papermill is in the notebooks/test extras only
 
     check_profile(profile)
     run = run or profile
@@ -457,7 +454,6 @@ def main(argv=None) -> int:
             params[k] = json.loads(v)
         except json.JSONDecodeError:
             params[k] = v
-    from kp3d.cli import report_errors
 
     def run() -> int:
         run_pipeline(args.profile, args.run, Path(args.outputs) if args.outputs else None, args.redo, args.only, params)

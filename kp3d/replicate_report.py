@@ -5,8 +5,11 @@ figures, interactive pages and results, with the paper's numbers beside ours.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
+from kp3d.evaluate import PAPER_RESULTS
 
 # our (features, probe) -> the paper's row of the same setting, whatever our keypoint count
 _PAPER_MATCH = (("mv_keypoints", "linear", "t1_mv_linear"), ("mv_keypoints", "mlp", "t1_mv_mlp"),
@@ -21,9 +24,6 @@ def _paper_beside_ours(stage_dir: Path, profile: str) -> list[str]:
     """Report lines for a probing stage (its ``metrics.json``): whether probing ran, and the paper's
     rows beside ours matched by setting, in every profile (the stage's own table fills its paper
     columns only for the paper's 32 keypoints)."""
-    import re
-
-    from kp3d.evaluate import PAPER_RESULTS
 
     path = stage_dir / "metrics.json"
     if not path.is_file():
@@ -67,8 +67,6 @@ def _paper_beside_ours(stage_dir: Path, profile: str) -> list[str]:
 
 def rerun_command(profile: str, run: str, parameters: dict, only: list[str] | None = None) -> str:
     """The command line that runs this pipeline again (for the report of a failed stage)."""
-    import shlex
-
     cmd = ["python", "-m", "kp3d.replicate", "--profile", profile, "--run", run]
     if only:
         cmd += ["--only", *only]

@@ -18,6 +18,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from data_utils.datasets import SyntheticDataset
+from data_utils.synthetic import GENERATOR_VERSION
+from kp3d.checkpoint import load_checkpoint
+from kp3d.discovery_check import check_discovery
+from kp3d.export import export, load_export
+from kp3d.profiles import synthetic_config
+
 NAME = "cpu-demo-discovery.pt"
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
@@ -34,8 +43,6 @@ def shipped_checkpoint() -> Path:
 def shipped_meta() -> dict[str, Any]:
     """The facts stored with the shipped checkpoint: profile, seed, command, data generator version,
     training steps and wall time, and the figures measured when it was made."""
-    from kp3d.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(shipped_checkpoint())
     meta = dict(ckpt.get("meta", {}))
     meta.setdefault("profile", ckpt["config"]["profile"])
@@ -46,8 +53,6 @@ def shipped_meta() -> dict[str, Any]:
 def check_data_version(meta: dict[str, Any]) -> None:
     """Raise when the installed synthetic generator differs from the one the checkpoint was trained on
     (its figures would then describe other images)."""
-    from data_utils.synthetic import GENERATOR_VERSION
-
     trained = meta.get("data_version")
     if trained is not None and str(trained) != str(GENERATOR_VERSION):
         raise RuntimeError(f"the shipped checkpoint was trained on synthetic data generator {trained}, this "
@@ -58,8 +63,6 @@ def check_data_version(meta: dict[str, Any]) -> None:
 def shipped_export(out_dir: str | Path, max_frames: int | None = 200, progress: bool = True) -> Path:
     """Export the shipped model's predictions on the synthetic train and test splits (cpu-demo
     sizes) to ``out_dir/shipped_export.npz``, reusing that file when it exists; return its path."""
-    from kp3d.export import export
-
     meta = shipped_meta()
     check_data_version(meta)
     out = Path(out_dir) / "shipped_export.npz"
@@ -78,14 +81,8 @@ def measure_fresh(out_dir: str | Path, frames_per_subject: int = 120, checkpoint
         dict(spread_ratio, close_pairs, in_gt_mask, limb_reach {joint: fraction}, limb_reach_mean,
         mean_pose_mpjpe, ridge/mlp {mpjpe, n_mpjpe, p_mpjpe}, ridge_ratio, mlp_ratio, frames_per_subject).
     """
-    import numpy as np
 
-    from data_utils.datasets import SyntheticDataset
-    from data_utils.synthetic import SyntheticConfig
-    from kp3d.discovery_check import check_discovery
-    from kp3d.export import export, load_export
-
-    cfg = SyntheticConfig.for_profile("cpu-demo", frames_per_subject=frames_per_subject)
+    cfg = synthetic_config("cpu-demo", frames_per_subject=frames_per_subject)
     datasets = {split: SyntheticDataset(cfg, split, progress=False) for split in ("train", "test")}
     out = Path(out_dir) / "fresh_export.npz"
     export(checkpoint or shipped_checkpoint(), out, datasets=datasets, device="cpu", progress=False,

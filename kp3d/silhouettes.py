@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from kp3d import geometry
 from kp3d import probes as P
+from kp3d.baselines import even_subset
 from kp3d.losses import foreground_mask, mask_box
 
 SOURCES = ("img-bg", "gt")
@@ -69,7 +70,6 @@ def silhouette_features(dataset, source: str = "img-bg", views=(0, 1, 2, 3), siz
     """
     if source not in SOURCES:
         raise ValueError(f"source={source!r}: expected one of {SOURCES}")
-    from kp3d.baselines import even_subset
 
     idx = even_subset(len(dataset), max_frames)
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size)

@@ -21,18 +21,26 @@ import argparse
 import ast
 import hashlib
 import json
+import multiprocessing as mp
 import os
 import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from kp3d.config import Config, get_config
+from kp3d import checkpoint as ckpt_io
+from kp3d.cli_errors import add_debug_flag, run_entry_point
+from kp3d.config import Config, parse_overrides
+from kp3d.ladder import measure
+from kp3d.profiles import get_config, output_dir
 from kp3d.results import PAPER_RESULTS
+from kp3d.train import train
 
 # ------------------------------------------------------------------------------------------------
 # the tables: rows as changes from the profile, the paper's MLP MPJPE beside each
@@ -95,7 +103,7 @@ def run_name(profile_cfg: Config, cfg: Config, row: Row) -> str:
     """The run folder's stem: "profile" when ``cfg`` is the profile itself (seed apart), else the row's slug.
 
     Example:
-        >>> from kp3d.config import get_config
+        >>> from kp3d.profiles import get_config
         >>> row = TABLES["5"]["rows"][0]
         >>> run_name(get_config("smoke"), row_config("smoke", row, 0), row), run_name(get_config("smoke"), get_config("smoke"), row)
         ('t5-2views', 'profile')
@@ -152,8 +160,6 @@ class Run:
     @property
     def step(self) -> int:
         """The step of its newest checkpoint (0: not started)."""
-        from kp3d import checkpoint as ckpt_io
-
         last = ckpt_io.latest_checkpoint(self.run_dir)
         return int(ckpt_io.load_checkpoint(last)["step"]) if last is not None else 0
 
@@ -195,9 +201,6 @@ def stale_runs(out_dir: Path, runs: list[Run]) -> list[Path]:
 
 def _train_one(cfg_json: str, run_dir: str, log_path: str, threads: int, device: str | None) -> str:
     """Train (or resume) one run in this process, its output to ``log_path``."""
-    import torch
-
-    from kp3d.train import train
 
     torch.set_num_threads(threads)
     with open(log_path, "a") as log:
@@ -211,8 +214,6 @@ def train_runs(runs: list[Run], out_dir: Path, jobs: int = 1, threads: int | Non
                poll_s: float = 30.0) -> None:
     """Train the runs not yet trained, ``jobs`` at a time (``threads`` torch threads each; default the
     cores shared out), saying which run is at which step and the time left."""
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     todo = [r for r in runs if not r.trained]
     if not todo:
@@ -254,8 +255,6 @@ def train_runs(runs: list[Run], out_dir: Path, jobs: int = 1, threads: int | Non
 def measure_run(run: Run) -> dict:
     """The probe figures of a trained run (:data:`PROTOCOL`; the mask figures too when it is in Table 6),
     kept in ``measure.json`` beside it and reused while its checkpoint and key are the same."""
-    from kp3d.ladder import measure
-
     path = run.run_dir / "measure.json"
     want = {"name": run.name, "step": run.step}
     with_masks = any(r.table == "6" for r in run.rows)
@@ -389,8 +388,6 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kp3d.cli import add_debug_flag
-    from kp3d.profiles import output_dir
 
     ap = argparse.ArgumentParser(prog="python -m kp3d.tables", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="cpu-demo")
@@ -406,7 +403,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", default=None, help="also write the tables into this file's generated block (docs/replication.md)")
     add_debug_flag(ap)
     args = ap.parse_args(argv)
-    from kp3d.cli import parse_overrides
 
     tables = list(TABLES) if "all" in args.which else args.which
     if args.jobs < 1:
@@ -431,7 +427,6 @@ def main(argv: list[str] | None = None) -> int:
     for i, r in enumerate(runs):
         print(f"[tables] measuring {i + 1}/{len(runs)}: {r.name}", flush=True)
         results[r.name] = measure_run(r)
-    import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
@@ -449,6 +444,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from kp3d.cli import run_entry_point
-
     sys.exit(run_entry_point(main))

@@ -13,7 +13,7 @@ Batching: ``cfg.batch_size`` samples per step in total; with W processes each ta
 Logged losses are rank 0's, averaged over the steps since the previous log row.
 
 Example:
-    >>> from kp3d.config import get_config
+    >>> from kp3d.profiles import get_config
     >>> from kp3d.train import train
     >>> run_dir = train(get_config("smoke"))                      # doctest: +SKIP
     >>> run_dir = train(get_config("smoke", max_iters=40), run_dir=run_dir, resume=True)  # doctest: +SKIP
@@ -26,6 +26,7 @@ import logging
 import math
 import platform
 import random
+import shutil
 import time
 from collections import defaultdict
 from contextlib import nullcontext
@@ -35,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
 
 from kp3d import checkpoint as ckpt_io
 from kp3d.config import Config
@@ -43,7 +46,7 @@ from kp3d.distributed import DistInfo, ResumableSampler, broadcast_object, clean
 from kp3d.losses import LOSS_NAMES, compute_losses, keypoint_weight, sigma_at
 from kp3d.model import KeypointModel, gt_masks
 from kp3d.perceptual import build_perceptual
-from kp3d.profiles import output_dir
+from kp3d.profiles import dataset_for, output_dir
 
 log = logging.getLogger(__name__)
 
@@ -69,23 +72,6 @@ def build_training_parts(cfg: Config, device):
     if perceptual is not None:
         perceptual = perceptual.to(device)
     return model, optimizer, perceptual
-
-
-def make_dataset(cfg: Config, split: str = "train", **overrides):
-    """The data set named by ``cfg.data`` at ``cfg.image_size`` (``data_utils.datasets.make_dataset``;
-    ``overrides`` go to it, e.g. ``frame_step``)."""
-    try:
-        from data_utils.datasets import make_dataset as _make
-    except ImportError as e:  # pragma: no cover - depends on the data package being installed
-        raise ImportError(f"kp3d.train needs data_utils.datasets.make_dataset ({e}); install the project with pip install -e .") from e
-    overrides.setdefault("image_size", cfg.image_size)
-    if cfg.synthetic_frames:
-        overrides.setdefault("frames_per_subject", cfg.synthetic_frames)
-    if cfg.data.startswith("rig:") and cfg.calibration:
-        overrides.setdefault("calibration", cfg.calibration)
-    if cfg.data.startswith(("h36m:", "3dhp:")):
-        overrides.pop("progress", None)  # extracted frames: nothing is decoded or rendered, no bar
-    return _make(data=cfg.data, profile=cfg.profile, split=split, **overrides)
 
 
 def select_views(batch: dict, views: tuple) -> dict:
@@ -144,7 +130,7 @@ def resolve_amp(cfg: Config, device: torch.device) -> str:
     :func:`native_bf16`, else "none".
 
     Example:
-        >>> from kp3d.config import get_config
+        >>> from kp3d.profiles import get_config
         >>> resolve_amp(get_config("smoke", amp="none"), torch.device("cpu"))
         'none'
     """
@@ -227,7 +213,6 @@ class MetricsLogger:
             w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
             w.writeheader()
             w.writerows({k: r.get(k, "") for k in CSV_COLUMNS} for r in kept)
-        from torch.utils.tensorboard import SummaryWriter
 
         self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
 
@@ -286,7 +271,7 @@ def train(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, 
         resume: continue the run in ``run_dir`` from ``checkpoints/last.pt`` (fresh start when the
             dir has no checkpoint yet). Steps done are neither repeated nor lost.
         progress: show a tqdm bar (rank 0).
-        dataset: a data set following the sample contract; default ``make_dataset(cfg, "train")``.
+        dataset: a data set following the sample contract; default ``dataset_for(cfg, "train")``.
         device: "cpu", "cuda" or None (CUDA when available).
         max_minutes: stop (with a checkpoint) after this much wall time; resume later.
     Under torchrun (WORLD_SIZE > 1) every process calls this; rank 0 writes the files.
@@ -320,8 +305,6 @@ def remove_stub_run(run_dir: Path, made: bool) -> None:
     it wrote (and the folder when this run made it and nothing else is in it), so that no stub is
     mistaken for a run. A folder with a checkpoint or logged steps (the curve that led to a failure
     helps to find its cause), or with files of someone else, keeps them."""
-    import shutil
-
     run_dir = Path(run_dir)
     metrics = run_dir / "metrics.csv"
     if ckpt_io.latest_checkpoint(run_dir) is not None or (metrics.is_file() and len(metrics.read_text().splitlines()) > 1):
@@ -385,7 +368,7 @@ def _train_in(cfg: Config, run_dir: Path, resume: bool, progress: bool, dataset,
             model, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=not all_used)
 
     if dataset is None:
-        dataset = make_dataset(cfg, "train", progress=progress and info.is_main)
+        dataset = dataset_for(cfg, "train", progress=progress and info.is_main)
     sampler = ResumableSampler(len(dataset), per_rank, cfg.seed, info.rank, info.world_size)
     per_epoch = sampler.batches_per_epoch
     logger = MetricsLogger(run_dir, start_step, enabled=info.is_main)
@@ -400,7 +383,6 @@ def _train_in(cfg: Config, run_dir: Path, resume: bool, progress: bool, dataset,
                         persistent_workers=False)
         return iter(dl)
 
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.max_iters, initial=start_step, disable=not (progress and info.is_main),
                desc=f"train {cfg.profile}", dynamic_ncols=True)

@@ -6,7 +6,7 @@ import torch
 
 from kp3d import checkpoint as ckpt_io
 from kp3d.cameras import h36m_rig, to_tensors
-from kp3d.config import get_config
+from kp3d.profiles import get_config
 from kp3d.model import KeypointModel
 
 torch.set_num_threads(1)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from data_utils.datasets import Human36MDataset, MPI3DHPDataset, SyntheticDataset, make_dataset
+from data_utils.datasets import Human36MDataset, MPI3DHPDataset, SyntheticDataset
+from kp3d.profiles import make_dataset, synthetic_config
 from data_utils.synthetic import GENERATOR_VERSION, SyntheticConfig, cache_path, ensure_rendered
 
 
@@ -146,10 +147,10 @@ def test_cache_manifest_reuse_and_foreign_folders(cache):
 
 
 def test_profiles_and_config_errors(cache):
-    assert SyntheticConfig.for_profile("cpu-demo").image_size == 128
-    assert SyntheticConfig.for_profile("smoke").image_size == 64
+    assert synthetic_config("cpu-demo").image_size == 128
+    assert synthetic_config("smoke").image_size == 64
     with pytest.raises(ValueError, match="profile"):
-        SyntheticConfig.for_profile("huge")
+        synthetic_config("huge")
     with pytest.raises(ValueError, match="subjects"):
         SyntheticConfig(subjects=("S2",)).validate()
     with pytest.raises(FileNotFoundError, match="bvh_clips"):
@@ -157,10 +158,10 @@ def test_profiles_and_config_errors(cache):
 
 
 def test_config_synthetic_frames_sizes_the_data_set(cache):
-    """Config.synthetic_frames reaches the renderer through kp3d.train.make_dataset (train, export and
+    """Config.synthetic_frames reaches the renderer through kp3d.profiles.dataset_for (train, export and
     evaluation all build their data there); it is refused for other data."""
-    from kp3d.config import get_config
-    from kp3d.train import make_dataset as make_from_config
+    from kp3d.profiles import get_config
+    from kp3d.profiles import dataset_for as make_from_config
 
     default = make_from_config(get_config("smoke"), "test")
     small = make_from_config(get_config("smoke", synthetic_frames=20), "test")

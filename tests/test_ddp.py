@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 
 from fakes import FakeMultiView
 from kp3d.checkpoint import load_checkpoint
-from kp3d.config import get_config
+from kp3d.profiles import get_config
 from kp3d.train import read_metrics, train
 
 

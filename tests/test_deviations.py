@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from kp3d import deviations
-from kp3d.config import Config, get_config
+from kp3d.config import Config
+from kp3d.profiles import get_config
 from kp3d.profiles import PROFILES
 
 

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from kp3d import evaluate as E
+
+from kp3d import evaluate_notebook as NB
 from kp3d.probes import ProbeConfig
 from kp3d.lifter import LifterConfig
 
@@ -185,7 +187,7 @@ def _fakes():
 
 def test_end_to_end_train_export_probe_and_baselines(tmp_path):
     """A few smoke iterations on the tiny fake data set, then every evaluation path runs on it."""
-    from kp3d.config import get_config
+    from kp3d.profiles import get_config
     from kp3d.export import export, load_export
     from kp3d.train import train
 
@@ -209,7 +211,7 @@ def test_supervised_upper_bound_crops(monkeypatch):
     """crop="foreground" encodes the box around |I - B| and leaves the detector untrained; "detector"
     trains it; anything else is refused."""
     from kp3d import losses
-    from kp3d.config import get_config
+    from kp3d.profiles import get_config
 
     tr, te = _fakes()
     cfg = get_config("smoke")
@@ -227,7 +229,7 @@ def test_supervised_upper_bound_crops(monkeypatch):
 
 def test_supervised_upper_bound_history():
     """eval_every records the test error along the way; the last entry is the returned figure."""
-    from kp3d.config import get_config
+    from kp3d.profiles import get_config
 
     tr, te = _fakes()
     cfg = get_config("smoke")
@@ -255,12 +257,12 @@ def test_baselines_cli_upper_bound_curve(tmp_path, monkeypatch):
 
 def test_helpers_for_the_notebook(tmp_path):
     ex = fake_export(T=60, n_test=20)
-    test = E.select_rows(ex, split="test", max_frames=7)
+    test = NB.select_rows(ex, split="test", max_frames=7)
     assert len(test["kp3d"]) == 7 and set(test["split"]) == {"test"} and test["config_json"].shape == ()
     assert test["K"].shape == (7, 3, 3, 3)
     with pytest.raises(ValueError, match="no 'val' frames"):
-        E.select_rows(ex, split="val")
-    probe = E.fit_keypoint_probe(ex, kind="linear")
+        NB.select_rows(ex, split="val")
+    probe = NB.fit_keypoint_probe(ex, kind="linear")
     from kp3d.probes import keypoint_features
 
     assert probe.predict(keypoint_features(ex["kp3d"][:3])).shape == (3, 51)
@@ -270,19 +272,19 @@ def test_helpers_for_the_notebook(tmp_path):
     fig = E.plot_fraction_curves(rows, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert len(fig.axes[0].lines) == 3
-    assert E.find_export([tmp_path / "nothing"]) is None
+    assert NB.find_export([tmp_path / "nothing"]) is None
     np.savez(tmp_path / "a.npz", x=np.zeros(1))
-    assert E.find_export([tmp_path]) == tmp_path / "a.npz"
+    assert NB.find_export([tmp_path]) == tmp_path / "a.npz"
     # notebook 04 names its export (inside its run dir) in summary.json
     (tmp_path / "run").mkdir()
     np.savez(tmp_path / "run" / "export.npz", x=np.zeros(2))
     (tmp_path / "nb04").mkdir()
     (tmp_path / "nb04" / "summary.json").write_text(json.dumps({"export": str(tmp_path / "run" / "export.npz")}))
-    assert E.find_export([tmp_path / "nb04"]) == tmp_path / "run" / "export.npz"
-    loaded, path = E.prepare_export(tmp_path / "a.npz", tmp_path)
+    assert NB.find_export([tmp_path / "nb04"]) == tmp_path / "run" / "export.npz"
+    loaded, path = NB.prepare_export(tmp_path / "a.npz", tmp_path)
     assert path == tmp_path / "a.npz" and "x" in loaded
     with pytest.raises(FileNotFoundError, match="notebook 04"):
-        E.prepare_export(tmp_path / "missing.npz", tmp_path)
+        NB.prepare_export(tmp_path / "missing.npz", tmp_path)
 
 
 def test_fraction_curves_give_every_series_its_own_colour_and_name_the_100pct_baselines():

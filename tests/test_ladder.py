@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fakes import FakeMultiView
-from kp3d.config import get_config
+from kp3d.profiles import get_config
 from kp3d.export import load_export
 from kp3d.ladder import RUNGS, box_figures, format_measure, measure, rung_config
 from kp3d.losses import compute_losses, foreground_mask, foreground_soft
@@ -17,7 +17,8 @@ from kp3d.model import KeypointModel, gt_masks
 from kp3d.networks import PatchKeypointHead
 from kp3d.probes import torch_threads
 from kp3d.silhouettes import silhouette_baseline, silhouette_features, silhouette_patches
-from kp3d.train import make_dataset, train
+from kp3d.profiles import dataset_for
+from kp3d.train import train
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +245,7 @@ def test_box_figures_of_the_box_prior_itself(tmp_path):
 
 def test_silhouette_baseline_rows():
     cfg = get_config("smoke")
-    tr, te = make_dataset(cfg, "train"), make_dataset(cfg, "test")
+    tr, te = dataset_for(cfg, "train"), dataset_for(cfg, "test")
     x, j = silhouette_features(tr, "gt", cfg.views, size=8, progress=False)
     assert x.shape == (len(tr), 4 * 64) and j.shape == (len(tr), 17, 3)
     rows = silhouette_baseline(cfg, tr, te, kinds=("linear",), size=8, pca=16, progress=False)
@@ -261,7 +262,7 @@ def test_silhouettes_see_the_models_mask(monkeypatch):
     real = S.foreground_mask
     monkeypatch.setattr(S, "foreground_mask", lambda *a, **k: seen.append(a[2:5]) or real(*a, **k))
     cfg = get_config("smoke", box_prior_threshold=0.05, foreground_cleanup=3, shadow_chroma=0.08)
-    tr = make_dataset(cfg, "train")
+    tr = dataset_for(cfg, "train")
     S.silhouette_baseline(cfg, tr, tr, sources=("img-bg",), kinds=("linear",), size=8, pca=8, max_frames=4, progress=False)
     assert seen and set(seen) == {(0.05, 3, 0.08)}
 

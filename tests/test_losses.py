@@ -8,7 +8,7 @@ import torch
 import torchvision
 
 from fakes import FakeMultiView
-from kp3d.config import get_config
+from kp3d.profiles import get_config
 from kp3d.diagnostics import compute_diagnostics, fraction_inside, mask_iou, mean_pairwise_distance
 from kp3d.losses import (box_prior_loss, centering_loss, compute_losses, concentration_loss, coverage_loss, foreground_box,
                          foreground_mask, foreground_soft, keypoint_weight, mask_loss, mask_target, perceptual_loss, pixel_loss, shadow_mask,
@@ -285,7 +285,7 @@ def test_centering_keypoints_only_moves_keypoints_not_box():
     centering_loss(box, x, (64, 64), keypoints_only=True).backward()
     assert box.grad is None or float(box.grad.abs().sum()) == 0
     assert float(x.grad.abs().sum()) > 0
-    from kp3d.config import get_config
+    from kp3d.profiles import get_config
 
     with pytest.raises(ValueError, match="both True"):
         get_config("smoke", centering_box_only=True, centering_keypoints_only=True)

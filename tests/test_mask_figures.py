@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from data_utils.datasets import make_dataset, synthetic_options
+from data_utils.datasets import synthetic_options
+from kp3d.profiles import make_dataset
 from fakes import FakeMultiView
-from kp3d.config import get_config, is_synthetic
+from kp3d.config import is_synthetic
+from kp3d.profiles import get_config
 from kp3d.export import load_export
 from kp3d.ladder import data_tag, mask_run, rung_config
 from kp3d.losses import compute_losses

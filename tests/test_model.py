@@ -6,7 +6,7 @@ import torch
 
 from fakes import FakeMultiView
 from kp3d import geometry
-from kp3d.config import get_config
+from kp3d.profiles import get_config
 from kp3d.losses import compute_losses
 from kp3d.model import OUTPUT_KEYS, KeypointModel, projection_matrices
 from kp3d.networks import Backbone, Decoder, Detector, Encoder, MaskDecoder

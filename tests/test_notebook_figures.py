@@ -86,7 +86,7 @@ def test_no_cell_echoes_a_stray_value(executed):
 def test_keypoint_panel_labels_its_3d_axes_and_names_gt_only_when_there_is_some():
     import torch
 
-    from kp3d.config import get_config
+    from kp3d.profiles import get_config
     from kp3d.model import KeypointModel
     from kp3d.viz.training import KeypointsPanel
 

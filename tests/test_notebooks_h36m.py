@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_utils.synthetic import SUBJECTS, SyntheticConfig, ensure_rendered, load_subject
+from data_utils.synthetic import SUBJECTS, ensure_rendered, load_subject
+from kp3d.profiles import synthetic_config
 from kp3d.cameras import H36M_CAMERA_IDS
 
 FRAMES = 24  # per subject: enough for the probes, few enough to write in a second
@@ -27,7 +28,7 @@ def write_h36m_layout(root: Path, frames: int = FRAMES) -> Path:
     """Write the smoke synthetic set as a Human3.6M folder tree under ``root``; return ``root``."""
     from PIL import Image
 
-    rendered = ensure_rendered(SyntheticConfig.for_profile("smoke"), progress=False)
+    rendered = ensure_rendered(synthetic_config("smoke"), progress=False)
     for subject in SUBJECTS:
         d = load_subject(rendered, subject)
         images = np.asarray(d["images"][:frames])  # (T, V, H, W, 3) uint8
@@ -47,14 +48,14 @@ def _outputs(tmp_path, monkeypatch):
 
 
 def test_layout_loads_with_labels(tmp_path):
-    from data_utils.datasets import make_dataset
+    from kp3d.profiles import make_dataset
 
     root = write_h36m_layout(tmp_path / "h36m")
     ds = make_dataset(f"h36m:{root}", "smoke", "test")
     assert len(ds) == 2 * FRAMES  # S9 and S11
     s = ds[3]
     assert s["images"].shape == (4, 3, 64, 64) and s["gt"]["joints_3d"].shape == (17, 3)
-    rendered = load_subject(ensure_rendered(SyntheticConfig.for_profile("smoke"), progress=False), "S9")
+    rendered = load_subject(ensure_rendered(synthetic_config("smoke"), progress=False), "S9")
     np.testing.assert_allclose(s["gt"]["joints_3d"].numpy(), rendered["joints_3d"][3], atol=1e-3)
 
 

@@ -24,9 +24,11 @@ pytest.importorskip("cv2")
 sys.path.insert(0, str(Path(__file__).parent))
 from test_rig import T, build_rig  # noqa: E402
 
-from data_utils.datasets import check_calibration, data_views, make_dataset, view_sequence  # noqa: E402
+from data_utils.datasets import check_calibration, data_views, view_sequence
+from kp3d.profiles import make_dataset  # noqa: E402
 from data_utils.rig import ContaminatedBackgroundWarning, RigDataset, rig_camera_names, rig_root  # noqa: E402
 from kp3d import evaluate as E  # noqa: E402
+from kp3d import evaluate_notebook as NB  # noqa: E402
 from kp3d.profiles import data_config  # noqa: E402
 
 
@@ -104,20 +106,20 @@ def test_missing_labels_and_export_of_other_data(rig, tmp_path, capsys):
     from test_evaluate import fake_export
 
     ex = fake_export(T=20, n_test=5)
-    assert E.missing_labels(ex) is None
+    assert NB.missing_labels(ex) is None
     no_gt = {k: v for k, v in ex.items() if not k.startswith("gt_")}
     no_gt["config_json"] = np.asarray(json.dumps({"data": f"rig:{root}", "profile": "smoke"}))
-    msg = E.missing_labels(no_gt)
+    msg = NB.missing_labels(no_gt)
     assert msg.startswith("probing skipped") and "joints_3d.npy" in msg and "viewer" in msg
-    assert E.same_data(f"rig:{root}/", f"rig:{root}") and not E.same_data("synthetic", f"rig:{root}")
+    assert NB.same_data(f"rig:{root}/", f"rig:{root}") and not NB.same_data("synthetic", f"rig:{root}")
     # notebook 04's export was made on the synthetic set: notebook 05 on a rig does not use it
     out04 = tmp_path / "outputs" / "04_full_training"
     out04.mkdir(parents=True)
     np.savez(out04 / "export.npz", **ex)
     (out04 / "summary.json").write_text(json.dumps({"export": str(out04 / "export.npz")}))
-    assert E.prepare_export("", tmp_path, data="synthetic")[1] == out04 / "export.npz"
+    assert NB.prepare_export("", tmp_path, data="synthetic")[1] == out04 / "export.npz"
     with pytest.raises(FileNotFoundError, match="rig folder .* not found"):  # falls back to training on it
-        E.prepare_export("", tmp_path, data="rig:/nonexistent/rig")
+        NB.prepare_export("", tmp_path, data="rig:/nonexistent/rig")
     assert "was made on data 'synthetic', not 'rig:/nonexistent/rig': not used" in capsys.readouterr().out
 
 

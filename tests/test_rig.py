@@ -24,6 +24,7 @@ from data_utils.calibration import (CalibrationError, Distortion, distort_points
 from data_utils.rig import (ContaminatedBackgroundWarning, RigDataset, _prepare,  # noqa: E402
                             background_contamination, fit_camera, make_rig_dataset)
 from data_utils.video import read_frames, video_info, write_video  # noqa: E402
+from kp3d.profiles import make_dataset  # noqa: E402
 
 T = 24
 IMAGE_SIZE = 96
@@ -212,8 +213,8 @@ def test_sample_interface(walking_rig):
 @pytest.mark.filterwarnings("ignore::data_utils.rig.ContaminatedBackgroundWarning")  # 2-5 frames: a poor median
 def test_make_rig_dataset_profile_and_no_labels(walking_rig, tmp_path):
     root, *_ = walking_rig
-    ds = make_rig_dataset(f"rig:{root}", calibration=str(root / "rig.yml"), profile="smoke", progress=False,
-                          max_frames=5, frame_step=2)
+    ds = make_dataset(f"rig:{root}", "smoke", calibration=str(root / "rig.yml"), progress=False,
+                      max_frames=5, frame_step=2)
     assert ds.image_size == 64 and len(ds) == 5 and [ds.frame_info(i)["frame"] for i in range(5)] == [0, 2, 4, 6, 8]
     assert ds.has_labels  # joints_3d.npy is in the folder
     # a copy of the folder without labels has no gt key
@@ -224,10 +225,10 @@ def test_make_rig_dataset_profile_and_no_labels(walking_rig, tmp_path):
     for p in root.glob("*.mp4"):
         shutil.copy(p, bare / p.name)
     shutil.copy(root / "calibration.toml", bare)
-    ds = make_rig_dataset(str(bare), profile="smoke", progress=False, max_frames=2)
+    ds = make_rig_dataset(str(bare), image_size=64, progress=False, max_frames=2)
     assert "gt" not in ds[0]
     with pytest.raises(ValueError, match="rig:"):
-        make_rig_dataset("h36m:/x", profile="smoke")
+        make_rig_dataset("h36m:/x", image_size=64)
 
 
 def test_fit_camera_pad_keeps_aspect():

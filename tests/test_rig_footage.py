@@ -73,12 +73,12 @@ def test_a_video_cut_short_names_a_fix_that_works(cut_rig):
     from kp3d.profiles import cache_dir
 
     with pytest.raises(ValueError, match=r"camA.*decoded \d+ of the 24 frames") as err:
-        make_rig_dataset(f"rig:{cut_rig}", profile="smoke", image_size=32, progress=False)
+        make_rig_dataset(f"rig:{cut_rig}", image_size=32, progress=False)
     k = _readable(str(err.value))
     assert 0 < k < T
     assert "kp3d-train --max-frames" in str(err.value)
     assert not list(cache_dir().rglob("*.partial*")), "a failed decode left its partial file"
-    ds = make_rig_dataset(f"rig:{cut_rig}?max_frames={k}", profile="smoke", image_size=32, progress=False)
+    ds = make_rig_dataset(f"rig:{cut_rig}?max_frames={k}", image_size=32, progress=False)
     assert len(ds) == k
     assert ds[k - 1]["images"].shape == (3, 3, 32, 32)
 
@@ -88,7 +88,7 @@ def test_a_lost_index_names_a_fix(tmp_path):
     build_rig(root)
     _cut(root / "camB.mp4")  # written with the index at the end: cut, it cannot be opened at all
     with pytest.raises(ValueError, match=r"camB.mp4: FFmpeg cannot read this video.*Fix: copy the complete file"):
-        make_rig_dataset(f"rig:{root}", profile="smoke", image_size=32, progress=False)
+        make_rig_dataset(f"rig:{root}", image_size=32, progress=False)
 
 
 def test_partial_files_of_stopped_processes_are_removed(tmp_path):
@@ -196,12 +196,12 @@ def test_describe_lists_the_resize_and_the_contamination(tmp_path):
     build_rig(root, walking=False)
     cropped = [f[1:-1] for f in read_frames(root / "camA.mp4")]  # 192x128 calibrated, 192x126 recorded
     write_video(root / "camA.mp4", cropped, overwrite=True)
-    centre = make_rig_dataset(f"rig:{root}", profile="smoke", image_size=32, progress=False)
+    centre = make_rig_dataset(f"rig:{root}", image_size=32, progress=False)
     text = centre.describe()
     assert "calibrated at 192x128, video is 192x126 -> intrinsics rescaled" in text
     assert "resized to 32x21 at column 0, row 5 of 32x32" in text  # camA, landscape, padded
     assert text.count("CONTAMINATED") == 3  # a still person: every camera's median
     # the same rig, the 2 rows cut at the bottom: the principal point is 1 native row lower
-    end = make_rig_dataset(f"rig:{root}?crop_edge=end", profile="smoke", image_size=32, progress=False)
+    end = make_rig_dataset(f"rig:{root}?crop_edge=end", image_size=32, progress=False)
     shift = end.cameras[0].K[1, 2] - centre.cameras[0].K[1, 2]
     assert shift == pytest.approx(1 * 32 / 192) and "crop_edge='end'" in end.describe()

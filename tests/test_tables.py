@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import kp3d.tables as T
-from kp3d.config import get_config
+from kp3d.profiles import get_config
 
 
 # --- the plan ----------------------------------------------------------------------------------------

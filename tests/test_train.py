@@ -14,7 +14,8 @@ import torch
 from fakes import FakeMultiView
 from kp3d.checkpoint import list_checkpoints, load_checkpoint, load_model
 from kp3d.cli import build_parser
-from kp3d.config import Config, get_config, parse_override
+from kp3d.config import Config, parse_override
+from kp3d.profiles import get_config
 from kp3d.export import export, load_export
 from kp3d import train as train_mod
 from kp3d.train import autocast, read_metrics, resolve_amp, train

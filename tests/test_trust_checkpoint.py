@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from kp3d import checkpoint as ckpt_io
-from kp3d.config import get_config
+from kp3d.profiles import get_config
 from kp3d.model import KeypointModel
 
 torch.set_num_threads(1)

@@ -10,7 +10,7 @@ import torch
 
 from fakes import FakeMultiView
 from kp3d import cli
-from kp3d.config import get_config
+from kp3d.profiles import get_config
 from kp3d.train import train
 
 torch.set_num_threads(1)
@@ -59,7 +59,7 @@ def test_python_m_kp3d_export(tmp_path, monkeypatch, capsys):
     data = FakeMultiView(n=4, size=64)
     cfg = get_config("smoke", amp="none", max_iters=2, warmup_iters=1, log_every=1, ckpt_every=2)
     run = train(cfg, run_dir=tmp_path / "run", dataset=data, progress=False)
-    monkeypatch.setattr(export_mod, "make_dataset", lambda cfg, split, **kw: data)
+    monkeypatch.setattr(export_mod, "dataset_for", lambda cfg, split, **kw: data)
     out = tmp_path / "e.npz"
     assert export_mod.main([str(run), str(out), "--splits", "train", "--no-progress"]) == 0
     assert export_mod.load_export(out, require=export_mod.REQUIRED_KEYS)["kp3d"].shape == (4, 8, 3)

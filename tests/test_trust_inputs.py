@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("av")
 pytest.importorskip("cv2")
 
-from kp3d.config import get_config  # noqa: E402
+from kp3d.profiles import get_config  # noqa: E402
 
 from data_utils.calibration import write_toml  # noqa: E402
 from data_utils.rig import ContaminatedBackgroundWarning, RigDataset, make_rig_dataset  # noqa: E402
@@ -88,15 +88,15 @@ def test_loader_options_are_reachable_from_the_data_spec(rig, tmp_path):
     from data_utils.video import read_frames, write_video
 
     root, *_ = rig
-    ds = make_rig_dataset(f"rig:{root}?cameras=camB,camA", profile="smoke", progress=False, cache=False)
+    ds = make_rig_dataset(f"rig:{root}?cameras=camB,camA", image_size=64, progress=False, cache=False)
     assert ds.camera_names == ["camB", "camA"] and data_views(f"rig:{root}?cameras=camB,camA") == (0, 1)
     short = tmp_path / "short"
     shutil.copytree(root, short)
     write_video(short / "camB.mp4", list(read_frames(root / "camB.mp4"))[:20], overwrite=True)
     with pytest.raises(ValueError, match=r"trim=True .*kp3d-train --trim; DATA = 'rig:PATH\?trim=true'"):
-        make_rig_dataset(f"rig:{short}", profile="smoke", progress=False, cache=False)
+        make_rig_dataset(f"rig:{short}", image_size=64, progress=False, cache=False)
     with pytest.warns(UserWarning, match="trim=True"):
-        assert len(make_rig_dataset(f"rig:{short}?trim=true", profile="smoke", progress=False, cache=False)) == 20
+        assert len(make_rig_dataset(f"rig:{short}?trim=true", image_size=64, progress=False, cache=False)) == 20
 
 
 def test_a_file_that_is_not_an_export_says_so(tmp_path, capsys):

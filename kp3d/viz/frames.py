@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from data_utils.skeleton import H36M_BONES
+
 
 def _hwc(x) -> np.ndarray:
     """(3, H, W) tensor/array in [0, 1] -> (H, W, 3) numpy for imshow."""
@@ -37,7 +39,7 @@ class MultiViewFrameBrowser:
 
     def __init__(self, dataset, subject: str | None = None, show_gt: bool = True,
                  figsize: tuple[float, float] = (12.0, 6.0)):
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # lazy: matplotlib is loaded only when a figure is drawn
 
         if len(dataset) == 0:
             raise ValueError("MultiViewFrameBrowser needs a non-empty data set")
@@ -65,8 +67,6 @@ class MultiViewFrameBrowser:
 
     def update(self, frame: int | None = None, view: int = 0):
         """Redraw for ``frame`` (one of :attr:`frames`; default the first) and ``view``; returns the figure."""
-        from data_utils.skeleton import H36M_BONES
-
         frame = self.frames[0] if frame is None else int(frame)
         if frame not in self._index:
             where = f"subject {self.subject}" if self.subject else "the data set"
@@ -117,7 +117,7 @@ def plot_background_convergence(curves: dict, ax=None, reference: str = "true ba
     Returns:
         the matplotlib figure.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib is loaded only when a figure is drawn
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
@@ -133,7 +133,7 @@ def plot_background_convergence(curves: dict, ax=None, reference: str = "true ba
 
 def plot_error_maps(estimates: dict, truth: np.ndarray, vmax: float = 0.25):
     """One panel per estimate: the mean absolute error map against ``truth`` ((H, W, 3) in [0, 1])."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib is loaded only when a figure is drawn
 
     fig, axes = plt.subplots(1, len(estimates), figsize=(3.2 * len(estimates), 3.2), squeeze=False)
     for ax, (label, est) in zip(axes[0], estimates.items()):

@@ -15,6 +15,7 @@ Example:
 """
 from __future__ import annotations
 
+from itertools import combinations
 from typing import Sequence
 
 import numpy as np
@@ -22,7 +23,7 @@ import plotly.graph_objects as go
 import torch
 
 from kp3d.cameras import Camera, to_tensors
-from kp3d.geometry import project, triangulate_dlt
+from kp3d.geometry import crop_intrinsics, crop_patches, gaussian_heatmaps, project, triangulate_dlt
 
 _COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
@@ -64,8 +65,6 @@ def error_vs_noise(cameras, X, noise_levels: Sequence[float], views=None, trials
 
 def error_vs_views(cameras, X, noise_px: float, trials: int = 5, seed: int = 0) -> dict[int, float]:
     """Mean 3D error (mm) using 2..V views, averaged over every subset of that size and the trials."""
-    from itertools import combinations
-
     out = {}
     for k in range(2, len(cameras) + 1):
         errs = [
@@ -160,8 +159,8 @@ class TriangulationExplorer:
         The slider redraws when released: a triangulation and a plotly figure per intermediate value
         made a drag take tens of seconds to settle.
         """
-        import ipywidgets as W
-        import plotly.io as pio
+        import ipywidgets as W  # lazy: widgets are loaded only inside a notebook
+        import plotly.io as pio  # lazy: plotly is loaded only when a 3D figure is drawn
 
         noise = W.FloatSlider(value=float(noise_px), min=0.0, max=10.0, step=0.5, description="noise (px)",
                               continuous_update=False)
@@ -196,9 +195,8 @@ def crop_intrinsics_demo(camera: Camera, X, box=(0.35, 0.35, 0.0, 0.0), patch_si
     the crop-adjusted intrinsics K_p (Eq. 6) project it, the error in patch pixels, and a matplotlib
     figure showing both.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib is loaded only when a figure is drawn
 
-    from kp3d.geometry import crop_intrinsics, crop_patches, gaussian_heatmaps
 
     H, W = camera.height, camera.width
     Xt = torch.as_tensor(np.asarray(X, float).reshape(1, 3))

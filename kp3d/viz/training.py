@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from data_utils.skeleton import H36M_BONES
 from kp3d.checkpoint import list_checkpoints, load_model
+from kp3d.mask_figures import MASKS, MaskCounts, frame_masks
 from kp3d.train import read_metrics, select_views
 
 
@@ -61,7 +63,7 @@ class _ViewPanel:
     TITLES: tuple[str, ...] = ()
 
     def __init__(self, model, dataset, figsize):
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # lazy: matplotlib is loaded only when a figure is drawn
 
         if len(dataset) == 0:
             raise ValueError(f"{type(self).__name__} needs a non-empty data set")
@@ -98,8 +100,6 @@ class MaskComparison(_ViewPanel):
 
     def update(self, frame: int = 0, view: int = 0):
         """Redraw for data set index ``frame`` and view ``view``; returns the figure (``.ious`` holds the IoUs)."""
-        from kp3d.mask_figures import MASKS, MaskCounts, frame_masks
-
         self._check(frame, view)
         r = predict(self.model, self.dataset[frame], keypoints=False)
         if "gt_masks" not in r:
@@ -144,7 +144,7 @@ class ReconstructionPanel(_ViewPanel):
 
     def update(self, frame: int = 0, view: int = 0):
         """Redraw for data set index ``frame`` and view ``view``; returns the figure."""
-        from matplotlib.patches import Rectangle
+        from matplotlib.patches import Rectangle  # lazy: matplotlib is loaded only when a figure is drawn
 
         self._check(frame, view)
         r = predict(self.model, self.dataset[frame], keypoints=False)
@@ -170,7 +170,7 @@ class ReconstructionPanel(_ViewPanel):
 
 
 def _draw_keypoints(fig, axes, ax3d, r: dict, title: str) -> None:
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # lazy: matplotlib is loaded only when a figure is drawn
 
     V = r["images"].shape[0]
     N = r["kp2d"].shape[1]
@@ -189,8 +189,6 @@ def _draw_keypoints(fig, axes, ax3d, r: dict, title: str) -> None:
     ax3d.scatter(X[:, 0], X[:, 1], X[:, 2], c=colours, s=16)
     labelled = "gt_joints_3d" in r
     if labelled:
-        from data_utils.skeleton import H36M_BONES
-
         J = r["gt_joints_3d"]
         for a, b in H36M_BONES:
             ax3d.plot(*J[[a, b]].T, color="gray", lw=1)
@@ -217,7 +215,7 @@ class KeypointsPanel:
     """
 
     def __init__(self, model, dataset, figsize=(15.0, 3.6)):
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # lazy: matplotlib is loaded only when a figure is drawn
 
         self.model, self.dataset = model, dataset
         V = len(model.cfg.views)
@@ -279,7 +277,7 @@ def plot_loss_curves(metrics, warmup_iters: int | None = None):
     Returns:
         the matplotlib figure.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib is loaded only when a figure is drawn
 
     m = metrics if isinstance(metrics, dict) else read_metrics(metrics)
     if len(m["step"]) == 0:

@@ -38,9 +38,12 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
+from PIL import Image
 from plotly.subplots import make_subplots
 
-try:  # the skeleton module of data_utils (helper A); same bones as below
+from kp3d.probes import keypoint_features
+
+try:  # the skeleton module of data_utils; same bones as below
     from data_utils.skeleton import H36M_BONES
 except ImportError:  # pragma: no cover - only when data_utils is absent
     # (parent, child) per non-root joint, docs/architecture.md joint order
@@ -73,8 +76,6 @@ def skeleton_lines(joints: np.ndarray, bones=H36M_BONES) -> tuple[list, ...]:
 
 def image_to_data_uri(img: np.ndarray) -> str:
     """(H, W, 3) float in [0, 1] or uint8 -> ``data:image/png;base64,...`` (for plotly ``go.Image``)."""
-    from PIL import Image
-
     a = np.asarray(img)
     if a.dtype != np.uint8:
         a = (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
@@ -190,8 +191,6 @@ class KeypointViewer:
         if probe is None:
             return None
         if hasattr(probe, "predict"):
-            from kp3d.probes import keypoint_features
-
             joints = np.asarray(probe.predict(keypoint_features(self.kp3d)), dtype=np.float64)
         elif callable(probe):
             joints = np.asarray(probe(self.kp3d), dtype=np.float64)
@@ -374,7 +373,7 @@ class KeypointViewer:
 
     def widget(self):
         """ipywidgets sliders for frame and view wired to :meth:`update` (for JupyterLab)."""
-        import ipywidgets as widgets
+        import ipywidgets as widgets  # lazy: widgets are loaded only inside a notebook
 
         # the slider reads what the title shows (frame numbers), its value is the export row
         frame = widgets.SelectionSlider(options=[(self.frame_label(t), t) for t in range(self.T)],
@@ -437,7 +436,7 @@ class KeypointViewer:
 
     def multiview_png(self, path, frame: int = 0, overwrite: bool = False) -> Path:
         """A matplotlib PNG of every view of ``frame`` with its 2D (dots) and reprojected (x) keypoints."""
-        from matplotlib import colormaps
+        from matplotlib import colormaps  # lazy: matplotlib is loaded only when a figure is drawn
         from matplotlib.figure import Figure  # not pyplot: written to a file, never shown
 
         path = Path(path)

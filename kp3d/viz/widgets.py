@@ -31,7 +31,7 @@ def plumbing_note(profile: str, detail: str = "") -> None:
     every other profile. ``detail`` says what the reader sees instead (e.g. a flat mask)."""
     if profile != "smoke":
         return None
-    from IPython.display import Markdown, display
+    from IPython.display import Markdown, display  # lazy: IPython exists only inside a notebook kernel
 
     display(Markdown("> " + PLUMBING_NOTE + (" " + detail if detail else "")))
 
@@ -44,7 +44,7 @@ def figure_image(fig, dpi: int = 80):
     """
     if fig is None or not hasattr(fig, "savefig") or not hasattr(fig, "axes"):
         return fig
-    from IPython.display import Image
+    from IPython.display import Image  # lazy: IPython exists only inside a notebook kernel
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
@@ -58,7 +58,7 @@ def value_slider(values: Sequence, value=None, description: str = "", **kwargs):
     those values, so the slider never offers a value the figure cannot show. Both update on release
     unless ``continuous_update=True`` is passed.
     """
-    import ipywidgets as W
+    import ipywidgets as W  # lazy: widgets are loaded only inside a notebook
 
     values = list(values)
     if not values:
@@ -87,7 +87,7 @@ class FigureSliders:
     """
 
     def __init__(self, update: Callable, dpi: int = 80, **controls):
-        import ipywidgets as W
+        import ipywidgets as W  # lazy: widgets are loaded only inside a notebook
 
         if not controls:
             raise ValueError("sliders() needs at least one control, e.g. frame=IntSlider(...)")
@@ -126,7 +126,7 @@ class FigureSliders:
         return self.last
 
     def _ipython_display_(self):
-        from IPython.display import display
+        from IPython.display import display  # lazy: IPython exists only inside a notebook kernel
 
         display(self.box)
         self.update()
