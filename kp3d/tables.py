@@ -400,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="a Config change for every row (e.g. max_iters=200 for a quick look)")
     ap.add_argument("--plan", action="store_true", help="list the runs, trained or not, and stop")
+    ap.add_argument("--no-train", action="store_true",
+                    help="measure and write the runs trained so far; rows whose runs are not trained say so")
     ap.add_argument("--docs", default=None, help="also write the tables into this file's generated block (docs/replication.md)")
     add_debug_flag(ap)
     args = ap.parse_args(argv)
@@ -422,15 +424,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan:
         return 0
     t0 = time.time()
-    train_runs(runs, out_dir, args.jobs, args.threads, args.device)
+    if not args.no_train:
+        train_runs(runs, out_dir, args.jobs, args.threads, args.device)
     results = {}
-    for i, r in enumerate(runs):
-        print(f"[tables] measuring {i + 1}/{len(runs)}: {r.name}", flush=True)
+    trained = [r for r in runs if r.trained]
+    for i, r in enumerate(trained):
+        print(f"[tables] measuring {i + 1}/{len(trained)}: {r.name}", flush=True)
         results[r.name] = measure_run(r)
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
-    md = tables_markdown(runs, results, tables, args.profile, code, name, (time.time() - t0) / 60)
+    md = tables_markdown(runs, results, tables, args.profile, code, name, None if args.no_train else (time.time() - t0) / 60)
     (out_dir / "tables.md").write_text(md)
     (out_dir / "tables.json").write_text(json.dumps(
         {"profile": args.profile, "code_version": code, "device": name, "protocol": PROTOCOL,

@@ -97,6 +97,8 @@ def test_table5_trains_measures_reuses_and_resumes(tmp_path, capsys):
     with torch_threads(1):  # one run cut short after its first step: the command resumes it
         train(runs[0].cfg.replace(max_iters=1), run_dir=runs[0].run_dir, progress=False, device="cpu")
     assert runs[0].step == 1 and not runs[0].trained
+    assert T.main(args + ["--no-train"]) == 0  # the tables as they stand: nothing trained, nothing measured
+    assert runs[0].step == 1 and "| 2 views | views=(0, 1) | none yet | not measured |" in docs.read_text()
     assert T.main(args) == 0
     text = docs.read_text()
     assert "### Table 5" in text and "| 2 views | views=(0, 1) | 0 |" in text and text.endswith("notes\n")
