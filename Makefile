@@ -22,7 +22,8 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,notebooks]'
+	@# PYTHONWARNINGS: setuptools' build-time notes on editable installs are not the project's warnings
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[test,notebooks]'
 	@touch $(STAMP)
 
 replicate: $(STAMP)
