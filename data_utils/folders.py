@@ -52,6 +52,20 @@ class _MultiViewFolders(Dataset):
     kind = "?"
     layout = ""
 
+    def _subjects(self, root, split: str, subjects) -> tuple[str, ...]:
+        """Set ``root`` and ``split``; the subjects to read (``subjects`` or the split's), each folder checked."""
+        self.root, self.split = Path(root).expanduser(), split
+        if split not in self.SPLITS:
+            raise ValueError(f"split must be one of {list(self.SPLITS)}, got {split!r}")
+        if not self.root.is_dir():
+            raise _layout_error(self.kind, self.root, "the folder does not exist", self.layout)
+        subjects = tuple(subjects or self.SPLITS[split])
+        missing = [s for s in subjects if not (self.root / s).is_dir()]
+        if missing:
+            raise _layout_error(self.kind, self.root, f"subject folder {missing[0]}/ is missing "
+                                f"(needed: {', '.join(subjects)})", self.layout)
+        return subjects
+
     def __init__(self, image_size: int, background_frames: int, frame_step: int):
         self.image_size = int(image_size)
         self.background_frames = background_frames

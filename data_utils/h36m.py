@@ -53,16 +53,7 @@ class Human36MDataset(_MultiViewFolders):
 
     def __init__(self, root: str | Path, split: str = "train", image_size: int = 128, frame_step: int = 1,
                  background_frames: int = 200, subjects: tuple[str, ...] | None = None):
-        self.root, self.split = Path(root).expanduser(), split
-        if split not in self.SPLITS:
-            raise ValueError(f"split must be one of {list(self.SPLITS)}, got {split!r}")
-        if not self.root.is_dir():
-            raise _layout_error(self.kind, self.root, "the folder does not exist", self.layout)
-        subjects = tuple(subjects or self.SPLITS[split])
-        missing = [s for s in subjects if not (self.root / s).is_dir()]
-        if missing:
-            raise _layout_error(self.kind, self.root, f"subject folder {missing[0]}/ is missing "
-                                f"(needed: {', '.join(subjects)})", self.layout)
+        subjects = self._subjects(root, split, subjects)
         self._seqs = []
         for subject in subjects:
             sdir = self.root / subject
