@@ -16,7 +16,7 @@ from kp3d.profiles import get_config
 from kp3d.export import load_export
 from kp3d.ladder import data_tag, mask_run, rung_config
 from kp3d.losses import compute_losses
-from kp3d.mask_figures import (MASKS, MaskCounts, background_reduction, format_mask_figures, frame_masks, mask_figures,
+from kp3d.mask_figures import (CROP_CEILING, MASKS, MaskCounts, background_reduction, format_mask_figures, frame_masks, mask_figures,
                                threshold_figures)
 from kp3d.model import KeypointModel
 from kp3d.train import train
@@ -96,7 +96,19 @@ def test_mask_figures_of_the_fake_rig():
     assert res["img-bg-raw"]["iou"] > 0.8 and res["img-bg-raw"]["off_person"] < 0.05
     assert set(res["pred"]) == {"iou", "precision", "recall", "off_person"}
     text = format_mask_figures(res)
-    assert "M_p > 0.5" in text and "8 views" in text
+    assert "M_p > 0.5" in text and "8 views" in text and "through the crop" in text
+
+
+def test_the_crop_ceiling_falls_with_the_patch_size():
+    # the GT mask through the model's crop and back: nearly itself at the profile's patch, coarser
+    # (lower IoU, but still the person) through a patch a quarter of the side
+    ds = FakeMultiView(n=4, size=64)
+    torch.manual_seed(0)
+    ious = {}
+    for P in (32, 8):
+        cfg = get_config("smoke", amp="none", patch_size=P)
+        ious[P] = mask_figures(KeypointModel(cfg), ds, cfg, every=2)[CROP_CEILING]["iou"]
+    assert ious[32] > 0.9 and 0.3 < ious[8] < ious[32] - 0.05, ious
 
 
 # --- the data seed end to end ----------------------------------------------------------------------
