@@ -199,34 +199,43 @@ def stale_runs(out_dir: Path, runs: list[Run]) -> list[Path]:
 # ------------------------------------------------------------------------------------------------
 
 
-def _train_one(cfg_json: str, run_dir: str, log_path: str, threads: int, device: str | None) -> str:
-    """Train (or resume) one run in this process, its output to ``log_path``."""
+def _run_one(run: Run, log_path: str, threads: int, device: str | None) -> str:
+    """Train (or resume) one run in this process, then measure it (:func:`measure_run`), the output
+    of both to ``log_path``: a pool of N jobs trains and measures N runs at once."""
 
     torch.set_num_threads(threads)
     with open(log_path, "a") as log:
         sys.stdout = sys.stderr = log
-        train(Config.from_dict(json.loads(cfg_json)), run_dir=run_dir, resume=Path(run_dir).exists(),
-              progress=True, device=device)
-    return run_dir
+        if not run.trained:
+            train(run.cfg, run_dir=run.run_dir, resume=run.run_dir.exists(), progress=True, device=device)
+        print(f"[tables] measuring {run.name}", flush=True)
+        measure_run(run)
+    return str(run.run_dir)
 
 
-def train_runs(runs: list[Run], out_dir: Path, jobs: int = 1, threads: int | None = None, device: str | None = None,
-               poll_s: float = 30.0) -> None:
-    """Train the runs not yet trained, ``jobs`` at a time (``threads`` torch threads each; default the
-    cores shared out), saying which run is at which step and the time left."""
+def run_all(runs: list[Run], out_dir: Path, jobs: int = 1, threads: int | None = None, device: str | None = None,
+            train_new: bool = True, poll_s: float = 30.0) -> None:
+    """Train the runs not yet trained (with ``train_new``) and measure every trained run not yet
+    measured, ``jobs`` at a time (``threads`` torch threads each; default the cores shared out),
+    saying which run is at which step and the time left.
 
-    todo = [r for r in runs if not r.trained]
+    Each job measures its own run as soon as it is trained, so measuring (an export of every frame
+    and the probes, 3-15 minutes on one core) runs beside the other jobs instead of one run after
+    another at the end."""
+
+    todo = [r for r in runs if (r.trained and cached_measure(r) is None) or (train_new and not r.trained)]
     if not todo:
         return
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
     total = sum(r.cfg.max_iters for r in todo)
     done0 = sum(r.step for r in todo)
-    print(f"[tables] training {len(todo)} run(s), {jobs} at a time, {threads} thread(s) each; logs in {out_dir / 'logs'}")
+    n_train = sum(not r.trained for r in todo)
+    print(f"[tables] {n_train} run(s) to train and {len(todo)} to measure, {jobs} at a time, {threads} thread(s) "
+          f"each; logs in {out_dir / 'logs'}")
     t0 = time.time()
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_train_one, r.cfg.to_json(), str(r.run_dir), str(out_dir / "logs" / f"{r.name}.log"),
-                               threads, device): r for r in todo}
+        futures = {pool.submit(_run_one, r, str(out_dir / "logs" / f"{r.name}.log"), threads, device): r for r in todo}
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
@@ -239,12 +248,14 @@ def train_runs(runs: list[Run], out_dir: Path, jobs: int = 1, threads: int | Non
                         g.cancel()
                     raise RuntimeError(f"run {r.name} failed ({type(e).__name__}: {e}); its log: "
                                        f"{out_dir / 'logs' / (r.name + '.log')}; fix it and run the same command again") from e
-                print(f"[tables] {r.name}: trained")
+                print(f"[tables] {r.name}: trained and measured")
             now = sum(r.step for r in todo)
             rate = (now - done0) / max(time.time() - t0, 1e-9)
             active = ", ".join(f"{r.name} {r.step}/{r.cfg.max_iters}" for r in todo if 0 < r.step < r.cfg.max_iters)
-            left = f"about {(total - now) / rate / 60:.0f} min left" if rate > 0 else "time left unknown yet"
-            print(f"[tables] {sum(r.trained for r in todo)}/{len(todo)} runs trained; {active or 'starting'}; {left}", flush=True)
+            measuring = [futures[f].name for f in pending if futures[f].trained]
+            left = f"about {(total - now) / rate / 60:.0f} min of training left" if rate > 0 else "time left unknown yet"
+            print(f"[tables] {len(todo) - len(pending)}/{len(todo)} runs done; {active or 'no run training'}"
+                  + (f"; measuring {', '.join(measuring)}" if measuring else "") + f"; {left}", flush=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -255,17 +266,31 @@ def train_runs(runs: list[Run], out_dir: Path, jobs: int = 1, threads: int | Non
 def measure_run(run: Run) -> dict:
     """The probe figures of a trained run (:data:`PROTOCOL`; the mask figures too when it is in Table 6),
     kept in ``measure.json`` beside it and reused while its checkpoint and key are the same."""
+    old = cached_measure(run)
+    if old is not None:
+        return old
+    res = measure(run.run_dir, with_untrained=False, with_masks=_with_masks(run))
+    res.update(name=run.name, step=run.step)
     path = run.run_dir / "measure.json"
-    want = {"name": run.name, "step": run.step}
-    with_masks = any(r.table == "6" for r in run.rows)
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if all(old.get(k) == v for k, v in want.items()) and ("masks" in old or not with_masks):
-            return old
-    res = measure(run.run_dir, with_untrained=False, with_masks=with_masks)
-    res.update(want)
-    path.write_text(json.dumps(res, indent=1, default=float))
+    tmp = path.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(res, indent=1, default=float))
+    tmp.replace(path)  # a measurement cut short leaves no measure.json
     return res
+
+
+def _with_masks(run: Run) -> bool:
+    return any(r.table == "6" for r in run.rows)
+
+
+def cached_measure(run: Run) -> dict | None:
+    """The run's ``measure.json`` if it measured this run's newest checkpoint (and the masks, for Table 6), else None."""
+    path = run.run_dir / "measure.json"
+    if not path.is_file():
+        return None
+    old = json.loads(path.read_text())
+    if old.get("name") == run.name and old.get("step") == run.step and ("masks" in old or not _with_masks(run)):
+        return old
+    return None
 
 
 def row_figures(row: Row, res: dict) -> dict:
@@ -409,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     tables = list(TABLES) if "all" in args.which else args.which
     if args.jobs < 1:
         raise ValueError(f"--jobs {args.jobs}: expected 1 or more")
+    if (args.device or "").startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: this machine has no CUDA device; leave --device out (or give cpu)")
     out_dir = Path(args.out) if args.out else output_dir("tables", args.profile)
     code = training_code_version()
     runs = plan(args.profile, args.seeds, tables, out_dir, code, **parse_overrides(args.overrides))
@@ -424,12 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan:
         return 0
     t0 = time.time()
-    if not args.no_train:
-        train_runs(runs, out_dir, args.jobs, args.threads, args.device)
+    run_all(runs, out_dir, args.jobs, args.threads, args.device, train_new=not args.no_train)
     results = {}
     trained = [r for r in runs if r.trained]
-    for i, r in enumerate(trained):
-        print(f"[tables] measuring {i + 1}/{len(trained)}: {r.name}", flush=True)
+    for r in trained:  # measured by run_all: read back
         results[r.name] = measure_run(r)
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 import kp3d.tables as T
 from kp3d.profiles import get_config
@@ -80,6 +81,9 @@ def test_bad_command_lines_say_what_to_fix(capsys):
     assert "--seeds 'a,b': expected comma-separated integers" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--jobs 0: expected 1 or more"):
         T.main(["--jobs", "0", "--plan"])
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="--device cuda: this machine has no CUDA device; leave --device out"):
+            T.main(["--device", "cuda", "--plan"])
 
 
 # --- one table end to end at smoke size ---------------------------------------------------------------
@@ -109,8 +113,14 @@ def test_table5_trains_measures_reuses_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert T.main(args) == 0  # everything reused: no training, no measuring
     printed = capsys.readouterr().out
-    assert "[tables] training" not in printed
+    assert "to train and" not in printed
     assert stamps == {r.name: (r.run_dir / "measure.json").stat().st_mtime_ns for r in runs}
+    (runs[1].run_dir / "measure.json").unlink()  # a measurement lost: --no-train measures it again, alone
+    assert T.main(args + ["--no-train"]) == 0
+    assert "0 run(s) to train and 1 to measure" in capsys.readouterr().out
+    assert {r.name: (r.run_dir / "measure.json").stat().st_mtime_ns for r in runs if r is not runs[1]} == \
+        {k: v for k, v in stamps.items() if k != runs[1].name}
+    assert "[tables] measuring " + runs[1].name in (out / "logs" / f"{runs[1].name}.log").read_text()
     doc = json.loads((out / "tables.json").read_text())
     assert [x["setting"] for x in doc["tables"]["5"]] == ["2 views", "3 views", "4 views"]
     assert T.main(args[:-4] + ["--set", "max_iters=3", "--plan"]) == 0  # another configuration
