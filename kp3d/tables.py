@@ -443,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[tables] {len(runs)} runs for tables {', '.join(tables)} (seeds {', '.join(map(str, args.seeds))}) in {out_dir}; "
           f"training code {code}")
     for r in runs:
-        state = "trained" if r.trained else (f"at step {r.step}" if r.step else "to train")
+        state = (("measured" if cached_measure(r) else "trained") if r.trained
+                 else (f"at step {r.step}" if r.step else "to train"))
         print(f"  {r.name:48s} {state:12s} rows: {'; '.join(f'{x.table}/{x.setting}' for x in r.rows)}")
     if stale:
         print(f"[tables] {len(stale)} run folder(s) of another configuration or code are kept, not used: "
