@@ -158,7 +158,7 @@ def mask_figures(model, dataset, cfg: Config | None = None, every: int = 8, batc
                 g = gt.reshape(B * V, 1, H, W).float()
                 if model is not None:
                     box = out["box"].reshape(B * V, 4).float().cpu()
-                    masks[CROP_CEILING] = geometry.uncrop_patches(geometry.crop_patches(g, box, cfg.patch_size), box, (H, W))
+                    masks[CROP_CEILING] = geometry.uncrop_patches(geometry.crop_patches(g, box, model.cfg.patch_size), box, (H, W))
                 for name, m in masks.items():
                     sums[name] = sums.get(name, MaskCounts()) + MaskCounts.of(m, g)
                 n_views += B * V

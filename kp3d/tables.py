@@ -223,14 +223,17 @@ def run_all(runs: list[Run], out_dir: Path, jobs: int = 1, threads: int | None =
     and the probes, 3-15 minutes on one core) runs beside the other jobs instead of one run after
     another at the end."""
 
-    todo = [r for r in runs if (r.trained and cached_measure(r) is None) or (train_new and not r.trained)]
+    # a run's step reads its newest checkpoint from disk: read once per poll, not once per use
+    steps = {r.name: r.step for r in runs}
+    todo = [r for r in runs if (steps[r.name] < r.cfg.max_iters and train_new)
+            or (steps[r.name] >= r.cfg.max_iters and cached_measure(r, steps[r.name]) is None)]
     if not todo:
         return
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
     total = sum(r.cfg.max_iters for r in todo)
-    done0 = sum(r.step for r in todo)
-    n_train = sum(not r.trained for r in todo)
+    done0 = sum(steps[r.name] for r in todo)
+    n_train = sum(steps[r.name] < r.cfg.max_iters for r in todo)
     print(f"[tables] {n_train} run(s) to train and {len(todo)} to measure, {jobs} at a time, {threads} thread(s) "
           f"each; logs in {out_dir / 'logs'}")
     t0 = time.time()
@@ -249,10 +252,11 @@ def run_all(runs: list[Run], out_dir: Path, jobs: int = 1, threads: int | None =
                     raise RuntimeError(f"run {r.name} failed ({type(e).__name__}: {e}); its log: "
                                        f"{out_dir / 'logs' / (r.name + '.log')}; fix it and run the same command again") from e
                 print(f"[tables] {r.name}: trained and measured")
-            now = sum(r.step for r in todo)
+            steps = {r.name: r.step for r in todo}
+            now = sum(steps.values())
             rate = (now - done0) / max(time.time() - t0, 1e-9)
-            active = ", ".join(f"{r.name} {r.step}/{r.cfg.max_iters}" for r in todo if 0 < r.step < r.cfg.max_iters)
-            measuring = [futures[f].name for f in pending if futures[f].trained]
+            active = ", ".join(f"{r.name} {steps[r.name]}/{r.cfg.max_iters}" for r in todo if 0 < steps[r.name] < r.cfg.max_iters)
+            measuring = [futures[f].name for f in pending if steps[futures[f].name] >= futures[f].cfg.max_iters]
             left = f"about {(total - now) / rate / 60:.0f} min of training left" if rate > 0 else "time left unknown yet"
             print(f"[tables] {len(todo) - len(pending)}/{len(todo)} runs done; {active or 'no run training'}"
                   + (f"; measuring {', '.join(measuring)}" if measuring else "") + f"; {left}", flush=True)
@@ -266,11 +270,12 @@ def run_all(runs: list[Run], out_dir: Path, jobs: int = 1, threads: int | None =
 def measure_run(run: Run) -> dict:
     """The probe figures of a trained run (:data:`PROTOCOL`; the mask figures too when it is in Table 6),
     kept in ``measure.json`` beside it and reused while its checkpoint and key are the same."""
-    old = cached_measure(run)
+    step = run.step
+    old = cached_measure(run, step)
     if old is not None:
         return old
     res = measure(run.run_dir, with_untrained=False, with_masks=_with_masks(run))
-    res.update(name=run.name, step=run.step)
+    res.update(name=run.name, step=step)
     path = run.run_dir / "measure.json"
     tmp = path.with_suffix(".json.partial")
     tmp.write_text(json.dumps(res, indent=1, default=float))
@@ -282,13 +287,15 @@ def _with_masks(run: Run) -> bool:
     return any(r.table == "6" for r in run.rows)
 
 
-def cached_measure(run: Run) -> dict | None:
-    """The run's ``measure.json`` if it measured this run's newest checkpoint (and the masks, for Table 6), else None."""
+def cached_measure(run: Run, step: int | None = None) -> dict | None:
+    """The run's ``measure.json`` if it measured this run's newest checkpoint (and the masks, for Table 6), else None.
+    ``step``: that checkpoint's step when the caller has read it already."""
     path = run.run_dir / "measure.json"
     if not path.is_file():
         return None
     old = json.loads(path.read_text())
-    if old.get("name") == run.name and old.get("step") == run.step and ("masks" in old or not _with_masks(run)):
+    step = run.step if step is None else step
+    if old.get("name") == run.name and old.get("step") == step and ("masks" in old or not _with_masks(run)):
         return old
     return None
 
@@ -443,8 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[tables] {len(runs)} runs for tables {', '.join(tables)} (seeds {', '.join(map(str, args.seeds))}) in {out_dir}; "
           f"training code {code}")
     for r in runs:
-        state = (("measured" if cached_measure(r) else "trained") if r.trained
-                 else (f"at step {r.step}" if r.step else "to train"))
+        step = r.step
+        state = (("measured" if cached_measure(r, step) else "trained") if step >= r.cfg.max_iters
+                 else (f"at step {step}" if step else "to train"))
         print(f"  {r.name:48s} {state:12s} rows: {'; '.join(f'{x.table}/{x.setting}' for x in r.rows)}")
     if stale:
         print(f"[tables] {len(stale)} run folder(s) of another configuration or code are kept, not used: "
