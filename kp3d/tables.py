@@ -8,7 +8,7 @@ was trained with: its folder name carries that key, so a changed row trains anew
 run, which is kept. A killed command resumes at the step its runs had checkpointed.
 
 Usage:
-    python -m kp3d.tables --profile cpu-demo --seeds 0,1 --jobs 2          # train, measure, write
+    python -m kp3d.tables --profile cpu-demo --seeds 1,2 --jobs 2          # train, measure, write
     python -m kp3d.tables --plan                                           # what is done, what is left
     python -m kp3d.tables --docs docs/replication.md                       # also refresh the committed tables
 
@@ -91,6 +91,9 @@ TABLES: dict[str, dict[str, Any]] = {
 # the claims checked, in each table's row order: each row should be worse than the next
 PROTOCOL = ("ridge and 2-hidden-layer MLP probes (kp3d.discovery_check.probe_figures) fitted on every training frame "
             "of the export and measured on every test frame (cpu-demo: 2,400 / 960 frames, S1, S5-S8 -> S9, S11)")
+# the training seeds of the committed record; seed 0 of the profile is the shipped checkpoint, trained
+# at an earlier code, so the record starts at 1
+DEFAULT_SEEDS = (1, 2)
 NOISE_MM = 10.0  # two runs of one setting differ by up to about this much (docs/recipe.md, "Validation protocol")
 
 
@@ -423,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m kp3d.tables", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="cpu-demo")
-    ap.add_argument("--seeds", type=_seeds, default=(0, 1), help="training seeds, e.g. 0,1")
+    ap.add_argument("--seeds", type=_seeds, default=DEFAULT_SEEDS,
+                    help=f"training seeds (default {','.join(map(str, DEFAULT_SEEDS))}: those of docs/replication.md)")
     ap.add_argument("--which", nargs="+", default=["all"], help=f"tables: any of {', '.join(TABLES)} or all")
     ap.add_argument("--jobs", type=int, default=1, help="runs trained at once (2 on two cores; more on a GPU)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per run (default: the cores shared out)")

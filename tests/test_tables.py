@@ -3,6 +3,7 @@ block, and one table trained, measured, reused and resumed at smoke size."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,17 @@ def test_update_docs_keeps_the_hand_written_text(tmp_path):
     with pytest.raises(ValueError, match="no '<!-- tables: begin"):
         T.update_docs(bare, "x")
     assert bare.read_text() == "hand-written only\n"
+
+
+def test_make_tables_trains_the_seeds_of_the_committed_record():
+    """``make tables`` (the runner's defaults) must reproduce the seeds that docs/replication.md reports."""
+    doc = Path(__file__).resolve().parents[1] / "docs" / "replication.md"
+    found = re.search(r"^Profile `cpu-demo`, training seeds ([\d, ]+?), \d+ steps per run", doc.read_text(), re.M)
+    assert found, "docs/replication.md has lost the line that names its training seeds"
+    committed = tuple(int(s) for s in found.group(1).split(", "))
+    assert committed == T.DEFAULT_SEEDS
+    make = (doc.parents[1] / "Makefile").read_text()
+    assert f"SEEDS ?= {','.join(map(str, T.DEFAULT_SEEDS))}" in make
 
 
 def test_bad_command_lines_say_what_to_fix(capsys):
