@@ -28,6 +28,7 @@ Usage:
     python -m kp3d.ladder measure outputs/ladder/R3s1 --no-untrained       # without the untrained network
     python -m kp3d.ladder measure outputs/ladder/R3 --data "synthetic?seed=3"  # on the validation render
     python -m kp3d.ladder masks outputs/ladder/Ma --data "synthetic?seed=3"    # M_p and |I - B| against the GT mask
+    python -m kp3d.ladder masks outputs/ladder/Ma --step 3000                  # the same at a saved step
 
 Example:
     >>> rung_config("R0").keypoint_input
@@ -190,16 +191,30 @@ def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str |
     return res
 
 
-def mask_run(run_dir: str | Path, data: str | None = None, split: str = "test", every: int = 8,
-             crop_source: str | None = None) -> dict:
-    """The mask figures (:func:`kp3d.mask_figures.mask_figures`) of a run's newest checkpoint on every
-    ``every``-th frame of ``split`` of ``data`` (None: the data it trained on): M_p against the GT
-    mask beside |I - B| raw and cleaned, on the same views."""
-
+def saved_checkpoint(run_dir: str | Path, step: int | None = None) -> Path:
+    """A run's checkpoint at ``step`` (None: its newest), or a one-line error naming the saved steps."""
     run_dir = Path(run_dir)
-    last = ckpt_io.latest_checkpoint(run_dir)
-    if last is None:
-        raise FileNotFoundError(f"{run_dir} has no checkpoint: train it first (python -m kp3d.ladder train RUNG --run-dir {run_dir})")
+    if step is None:
+        last = ckpt_io.latest_checkpoint(run_dir)
+        if last is None:
+            raise FileNotFoundError(f"{run_dir} has no checkpoint: train it first (python -m kp3d.ladder train RUNG --run-dir {run_dir})")
+        return last
+    path = ckpt_io.step_path(run_dir, step)
+    if not path.is_file():
+        saved = [int(p.stem.split("_")[1]) for p in ckpt_io.list_checkpoints(run_dir)]
+        raise FileNotFoundError(f"{run_dir} has no checkpoint at step {step}: its saved steps are "
+                                f"{', '.join(map(str, saved)) or 'none'} (ckpt_every sets them)")
+    return path
+
+
+def mask_run(run_dir: str | Path, data: str | None = None, split: str = "test", every: int = 8,
+             crop_source: str | None = None, step: int | None = None) -> dict:
+    """The mask figures (:func:`kp3d.mask_figures.mask_figures`) of a run's checkpoint at ``step``
+    (None: the newest) on every ``every``-th frame of ``split`` of ``data`` (None: the data it
+    trained on): M_p against the GT mask beside |I - B| raw and cleaned, on the same views. The
+    saved steps of one run give the curve of M_p over training."""
+
+    last = saved_checkpoint(run_dir, step)
     model, cfg = ckpt_io.load_model(last, map_location="cpu")
     if crop_source is not None and crop_source != cfg.crop_source:
         cfg = model.cfg = cfg.replace(crop_source=crop_source)
@@ -284,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--split", default="test", choices=("train", "test"))
     k.add_argument("--every", type=int, default=8, help="every k-th frame (default 8)")
     k.add_argument("--crop-source", default=None, choices=CROP_SOURCES)
+    k.add_argument("--step", type=int, default=None, help="the checkpoint saved at this step (default: the newest)")
     k.add_argument("--json", default=None)
     k.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
@@ -302,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         print(table6_markdown(rows))
         return 0
     if args.cmd == "masks":
-        res = mask_run(args.run_dir, data=args.data, split=args.split, every=args.every, crop_source=args.crop_source)
+        res = mask_run(args.run_dir, data=args.data, split=args.split, every=args.every, crop_source=args.crop_source,
+                       step=args.step)
         print(f"{args.run_dir} at step {res['step']}, {res['data']} {res['split']}, every {res['every']}th frame")
         print(format_mask_figures(res))
     else:

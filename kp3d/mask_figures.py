@@ -12,6 +12,9 @@ Figures are pooled over all the views measured (sums of pixels, not a mean of pe
 - ``iou`` = |A & G| / |A | G|; ``precision`` = |A & G| / |A|; ``recall`` = |A & G| / |G|;
 - ``off_person`` = the share of A farther than ``near_px`` pixels (Chebyshev) from G: pixels of the
   floor or the shadow, not a blurred edge.
+- where a mask misses the person (:class:`RecallCounts`): the recall of the person's pixels by their
+  depth inside the outline (:data:`DEPTH_RINGS`) and by their difference from the background
+  (:data:`CONTRAST_EDGES`). At 128 px a person is a few pixels wide, so much of it is outline.
 
 Example:
     >>> import torch
@@ -41,6 +44,8 @@ from kp3d.train import select_views
 MASKS = ("pred", "img-bg", "img-bg-raw", "img-bg-cleaned")  # the keys of :func:`mask_figures`
 CROP_CEILING = "gt-through-crop"  # with a model: the GT mask through its crop and back, M_p's best case
 NEAR_PX = 2  # a predicted pixel within this many pixels of the person counts as its edge, not off it
+DEPTH_RINGS = ("outline", "2-3 px in", "4+ px in")  # a person pixel's depth: 1, 2-3, >= 4 px from the background (Chebyshev)
+CONTRAST_EDGES = (0.0, 0.05, 0.1, 0.2)  # bins of |I - B| (mean over RGB, [0, 1]) at a person pixel; the last is open
 
 
 @dataclass
@@ -75,6 +80,63 @@ class MaskCounts:
         union = self.pred + self.gt - self.inter
         return {"iou": self.inter / union if union else 1.0, "precision": self.inter / self.pred if self.pred else 0.0,
                 "recall": self.inter / self.gt if self.gt else 1.0, "off_person": self.off / self.pred if self.pred else 0.0}
+
+
+def depth_rings(gt: torch.Tensor) -> list[torch.Tensor]:
+    """The person's pixels by depth inside its outline, one bool mask per :data:`DEPTH_RINGS` entry.
+
+    Args:
+        gt: (B, 1, H, W); > 0.5 is the person.
+    Returns:
+        three (B, 1, H, W) bool masks that split ``gt``: pixels with a background pixel among their 8
+        neighbours (the outline), those 2-3 px in, and those 4 px in or deeper (3 x 3 erosions).
+    """
+    g = gt.float() > 0.5
+    eroded1 = -F.max_pool2d(-g.float(), 3, 1, 1) > 0.5  # the image border counts as inside: a crop keeps it
+    eroded3 = -F.max_pool2d(-g.float(), 7, 1, 3) > 0.5
+    return [g & ~eroded1, eroded1 & ~eroded3, eroded3]
+
+
+@dataclass
+class RecallCounts:
+    """Where a mask finds the person: its pixel counts by depth ring and by |I - B| bin, summed over views."""
+
+    depth_total: tuple = (0.0,) * len(DEPTH_RINGS)
+    depth_hit: tuple = (0.0,) * len(DEPTH_RINGS)
+    contrast_total: tuple = (0.0,) * len(CONTRAST_EDGES)
+    contrast_hit: tuple = (0.0,) * len(CONTRAST_EDGES)
+
+    @classmethod
+    def of(cls, mask: torch.Tensor, gt: torch.Tensor, difference: torch.Tensor) -> "RecallCounts":
+        """Counts of ``mask`` on the person ``gt``.
+
+        Args:
+            mask, gt: (B, 1, H, W); > 0.5 is foreground.
+            difference: (B, 1, H, W) |I - B| averaged over RGB, in [0, 1].
+        """
+        if not (mask.ndim == 4 and mask.shape == gt.shape == difference.shape and mask.shape[1] == 1):
+            raise ValueError(f"RecallCounts.of: expected mask, gt and difference (B, 1, H, W) of one shape, got "
+                             f"{tuple(mask.shape)}, {tuple(gt.shape)} and {tuple(difference.shape)}")
+        a, g = mask.float() > 0.5, gt.float() > 0.5
+        rings = depth_rings(g)
+        hi = list(CONTRAST_EDGES[1:]) + [float("inf")]
+        bins = [g & (difference >= lo) & (difference < h) for lo, h in zip(CONTRAST_EDGES, hi)]
+        return cls(tuple(float(r.sum()) for r in rings), tuple(float((r & a).sum()) for r in rings),
+                   tuple(float(b.sum()) for b in bins), tuple(float((b & a).sum()) for b in bins))
+
+    def __add__(self, other: "RecallCounts") -> "RecallCounts":
+        add = lambda x, y: tuple(p + q for p, q in zip(x, y))  # noqa: E731
+        return RecallCounts(add(self.depth_total, other.depth_total), add(self.depth_hit, other.depth_hit),
+                            add(self.contrast_total, other.contrast_total), add(self.contrast_hit, other.contrast_hit))
+
+    def figures(self) -> dict[str, list[dict]]:
+        """``depth`` and ``contrast``: per ring / bin its ``share`` of the person's pixels and the mask's ``recall`` there."""
+        def rows(names, total, hit):
+            n = sum(total)
+            return [{"where": w, "share": t / n if n else 0.0, "recall": h / t if t else 1.0} for w, t, h in zip(names, total, hit)]
+        labels = [f"{lo:g}-{hi:g}" for lo, hi in zip(CONTRAST_EDGES, CONTRAST_EDGES[1:])] + [f">= {CONTRAST_EDGES[-1]:g}"]
+        return {"depth": rows(DEPTH_RINGS, self.depth_total, self.depth_hit),
+                "contrast": rows(labels, self.contrast_total, self.contrast_hit)}
 
 
 def background_reduction(images: torch.Tensor, backgrounds: torch.Tensor) -> torch.Tensor:
@@ -135,11 +197,13 @@ def mask_figures(model, dataset, cfg: Config | None = None, every: int = 8, batc
         cfg: the configuration whose threshold, cleanup and shadow test the |I - B| masks use
             (default ``model.cfg``) and whose ``views`` are measured.
     Returns:
-        mask name -> :meth:`MaskCounts.figures`, plus ``"views"``: the number of views measured; with a
-        model also :data:`CROP_CEILING`, the GT mask through the model's crop and back.
+        mask name -> :meth:`MaskCounts.figures`, plus ``"views"``: the number of views measured,
+        ``"recall_where"``: mask name -> :meth:`RecallCounts.figures` (where each mask misses the
+        person); with a model also :data:`CROP_CEILING`, the GT mask through the model's crop and back.
     """
     cfg = cfg if cfg is not None else model.cfg
     sums: dict[str, MaskCounts] = {}
+    where: dict[str, RecallCounts] = {}
     n_views = 0
     was_training = model.training if model is not None else False
     if model is not None:
@@ -159,14 +223,17 @@ def mask_figures(model, dataset, cfg: Config | None = None, every: int = 8, batc
                 if model is not None:
                     box = out["box"].reshape(B * V, 4).float().cpu()
                     masks[CROP_CEILING] = geometry.uncrop_patches(geometry.crop_patches(g, box, model.cfg.patch_size), box, (H, W))
+                diff = (imgs.flatten(0, 1).float() - bgs.flatten(0, 1).float()).abs().mean(1, keepdim=True).cpu()
                 for name, m in masks.items():
                     sums[name] = sums.get(name, MaskCounts()) + MaskCounts.of(m, g)
+                    where[name] = where.get(name, RecallCounts()) + RecallCounts.of(m, g, diff)
                 n_views += B * V
     finally:
         if model is not None and was_training:
             model.train()
     res: dict = {name: c.figures() for name, c in sums.items()}
     res["views"] = n_views
+    res["recall_where"] = {name: c.figures() for name, c in where.items()}
     return res
 
 
@@ -180,6 +247,12 @@ def format_mask_figures(res: dict) -> str:
         if name in res:
             f = res[name]
             lines.append(f"  {labels[name]:44s} {f['iou']:.3f}   {f['precision']:.3f}    {f['recall']:.3f}   {100 * f['off_person']:.1f}%")
+    short = {"pred": "M_p", "img-bg-cleaned": "cleaned |I - B|"}
+    for name in (n for n in short if n in res.get("recall_where", {})):
+        w = res["recall_where"][name]
+        for key, title in (("depth", "by depth in the person"), ("contrast", "by |I - B| at the pixel")):
+            cells = ", ".join(f"{r['where']} ({100 * r['share']:.0f}%) {r['recall']:.2f}" for r in w[key])
+            lines.append(f"  recall of {short[name]} {title} (share of the person): {cells}")
     return "\n".join(lines)
 
 

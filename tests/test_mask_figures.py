@@ -16,8 +16,8 @@ from kp3d.profiles import get_config
 from kp3d.export import load_export
 from kp3d.ladder import data_tag, mask_run, rung_config
 from kp3d.losses import compute_losses
-from kp3d.mask_figures import (CROP_CEILING, MASKS, MaskCounts, background_reduction, format_mask_figures, frame_masks, mask_figures,
-                               threshold_figures)
+from kp3d.mask_figures import (CROP_CEILING, DEPTH_RINGS, MASKS, MaskCounts, RecallCounts, background_reduction, depth_rings,
+                               format_mask_figures, frame_masks, mask_figures, threshold_figures)
 from kp3d.model import KeypointModel
 from kp3d.train import train
 
@@ -47,6 +47,8 @@ def test_mask_counts_bad_shapes_are_refused():
         MaskCounts.of(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 9))
     with pytest.raises(ValueError, match="every=0"):
         mask_figures(None, FakeMultiView(n=2, size=32), get_config("smoke"), every=0)
+    with pytest.raises(ValueError, match="difference"):
+        RecallCounts.of(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8), torch.zeros(1, 3, 8, 8))
 
 
 @pytest.mark.parametrize("data", ["synthetic?seed=x", "synthetic?frames=3", "synthetic?seed", "synthetic?seed=-1"])
@@ -76,6 +78,32 @@ def test_mask_counts_by_hand():
     assert MaskCounts.of(torch.zeros_like(g), g).figures()["precision"] == 0.0
 
 
+def test_depth_rings_split_the_person_by_depth():
+    g = _square(4, 12)  # 8 x 8: a 1-px outline of 28, 32 pixels 2-3 px in, the 2 x 2 core
+    rings = depth_rings(g)
+    assert [int(r.sum()) for r in rings] == [28, 32, 4]
+    assert torch.equal(rings[0] | rings[1] | rings[2], g > 0.5) and not (rings[0] & rings[1]).any()
+    edge = torch.zeros(1, 1, 8, 8)
+    edge[..., :, :3] = 1  # a person cut by the frame's border: the border is not its outline
+    assert int(depth_rings(edge)[0].sum()) == 8
+
+
+def test_recall_counts_say_where_a_mask_misses_the_person():
+    g = _square(4, 12)
+    a = _square(5, 11)  # everything but the outline
+    diff = torch.full_like(g, 0.3)
+    diff[..., 4:12, 4] = 0.01  # the left column of the person is close to the background
+    w = RecallCounts.of(a, g, diff).figures()
+    assert [r["where"] for r in w["depth"]] == list(DEPTH_RINGS)
+    assert [r["recall"] for r in w["depth"]] == [0.0, 1.0, 1.0]
+    assert w["depth"][0]["share"] == pytest.approx(28 / 64)
+    low, top = w["contrast"][0], w["contrast"][-1]
+    assert low["where"] == "0-0.05" and low["share"] == pytest.approx(8 / 64) and low["recall"] == 0.0
+    assert top["where"] == ">= 0.2" and top["share"] == pytest.approx(56 / 64) and top["recall"] == pytest.approx(36 / 56)
+    pooled = (RecallCounts.of(a, g, diff) + RecallCounts.of(g, g, diff)).figures()
+    assert pooled["depth"][0]["recall"] == pytest.approx(0.5)
+
+
 def test_background_reduction_is_the_scaled_difference():
     bg = torch.zeros(1, 3, 4, 4)
     img = bg.clone()
@@ -97,6 +125,9 @@ def test_mask_figures_of_the_fake_rig():
     assert set(res["pred"]) == {"iou", "precision", "recall", "off_person"}
     text = format_mask_figures(res)
     assert "M_p > 0.5" in text and "8 views" in text and "through the crop" in text
+    assert set(res["recall_where"]) == set(MASKS) | {CROP_CEILING}
+    assert sum(r["share"] for r in res["recall_where"]["pred"]["depth"]) == pytest.approx(1.0)
+    assert "recall of M_p by depth in the person" in text and "recall of cleaned |I - B| by |I - B|" in text
 
 
 def test_the_crop_ceiling_falls_with_the_patch_size():
@@ -137,6 +168,18 @@ def test_ladder_masks_on_a_validation_render(smoke_run):
     res = mask_run(smoke_run, data="synthetic?seed=3", every=10)
     assert res["data"] == "synthetic?seed=3" and res["split"] == "test" and res["step"] == 4
     assert res["views"] == 4 * len(range(0, 80, 10)) and set(MASKS) <= set(res)
+
+
+def test_ladder_masks_at_a_saved_step(smoke_run, capsys):
+    from kp3d import ladder
+    from kp3d.cli_errors import run_entry_point
+
+    assert mask_run(smoke_run, every=40, step=4)["step"] == 4
+    with pytest.raises(FileNotFoundError, match="no checkpoint at step 2: its saved steps are 4 "):
+        mask_run(smoke_run, every=40, step=2)
+    assert run_entry_point(ladder.main, ["masks", str(smoke_run), "--every", "40", "--step", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "its saved steps are 4" in err and "Traceback" not in err
 
 
 def test_discovery_check_exports_a_run_on_the_data_asked(smoke_run, capsys):
