@@ -56,7 +56,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
     Deviation("mask loss weight", ("w_mask",), "mean-reduced norms change the balance of Eq. 15",
               "recipe 'Common settings'"),
     Deviation("perceptual term", ("use_perceptual_loss",), "no ImageNet weights can be downloaded here",
-              "random features change the balance; not measured on the full model"),
+              "recipe 'Does the schedule limit M_p?': with random features M_p's IoU falls, 0.607 against 0.660 "
+              "(rung Ma, validation render); the full model's probes not measured with it"),
     Deviation("gradients kept apart", ("keypoint_box_grad", "keypoint_encoder_grad"),
               "the keypoint losses reached the box and the encoder and made M_p shrink",
               "recipe 'Why did the image decoder's mask collapse?': M_p collapsed within 200 steps of the keypoint "
