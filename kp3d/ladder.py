@@ -146,6 +146,22 @@ def box_figures(ex: dict, cfg: Config, split: str = "test") -> dict:
             "centre_offset": {"median": float(np.median(offset)), "p90": float(np.percentile(offset, 90))}}
 
 
+def saved_checkpoint(run_dir: str | Path, step: int | None = None) -> Path:
+    """A run's checkpoint at ``step`` (None: its newest), or a one-line error naming the saved steps."""
+    run_dir = Path(run_dir)
+    if step is None:
+        last = ckpt_io.latest_checkpoint(run_dir)
+        if last is None:
+            raise FileNotFoundError(f"{run_dir} has no checkpoint: train it first (python -m kp3d.ladder train RUNG --run-dir {run_dir})")
+        return last
+    path = ckpt_io.step_path(run_dir, step)
+    if not path.is_file():
+        saved = [int(p.stem.split("_")[1]) for p in ckpt_io.list_checkpoints(run_dir)]
+        raise FileNotFoundError(f"{run_dir} has no checkpoint at step {step}: its saved steps are "
+                                f"{', '.join(map(str, saved)) or 'none'} (ckpt_every sets them)")
+    return path
+
+
 def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str | None = None, data: str | None = None,
             with_masks: bool = True) -> dict:
     """Export a trained rung and measure it on the test subjects beside its baselines.
@@ -165,9 +181,7 @@ def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str |
     """
 
     run_dir = Path(run_dir)
-    last = ckpt_io.latest_checkpoint(run_dir)
-    if last is None:
-        raise FileNotFoundError(f"{run_dir} has no checkpoint: train it first (python -m kp3d.ladder train RUNG --run-dir {run_dir})")
+    last = saved_checkpoint(run_dir)
     state = ckpt_io.load_checkpoint(last)
     trained = cfg = Config.from_dict(state["config"])
     step = int(state["step"])
@@ -189,22 +203,6 @@ def measure(run_dir: str | Path, with_untrained: bool = True, crop_source: str |
         p0 = probe_figures(ex0)
         res["untrained"] = {k: p0[k] for k in ("ridge", "mlp", "ridge_ratio", "mlp_ratio")}
     return res
-
-
-def saved_checkpoint(run_dir: str | Path, step: int | None = None) -> Path:
-    """A run's checkpoint at ``step`` (None: its newest), or a one-line error naming the saved steps."""
-    run_dir = Path(run_dir)
-    if step is None:
-        last = ckpt_io.latest_checkpoint(run_dir)
-        if last is None:
-            raise FileNotFoundError(f"{run_dir} has no checkpoint: train it first (python -m kp3d.ladder train RUNG --run-dir {run_dir})")
-        return last
-    path = ckpt_io.step_path(run_dir, step)
-    if not path.is_file():
-        saved = [int(p.stem.split("_")[1]) for p in ckpt_io.list_checkpoints(run_dir)]
-        raise FileNotFoundError(f"{run_dir} has no checkpoint at step {step}: its saved steps are "
-                                f"{', '.join(map(str, saved)) or 'none'} (ckpt_every sets them)")
-    return path
 
 
 def mask_run(run_dir: str | Path, data: str | None = None, split: str = "test", every: int = 8,
