@@ -9,7 +9,8 @@ image decoder's mask collapse?").
   (multi-view consistency: small = the views agree).
 - ``mask_iou_gt``: IoU of the un-cropped decoder mask (M > 0.5) with the GT mask (mean over views);
   ``mask_precision_gt`` / ``mask_recall_gt``: its precision and recall, pooled over the batch's views
-  (``kp3d.mask_figures`` measures the same over a whole split).
+  (``kp3d.mask_figures`` measures the same over a whole split). In training these are frames the
+  model learns from: rung Ma logs about 0.76 at step 3,000 where its test views read 0.66-0.69.
 - ``pred_mask_frac``: mean of M_p (the mask shrinking to nothing is failure mode 4).
 - ``box_scale``: mean (s_x + s_y) / 2.
 
