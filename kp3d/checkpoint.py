@@ -109,6 +109,11 @@ def step_path(run_dir: str | Path, step: int) -> Path:
     return checkpoint_dir(run_dir) / f"step_{step:07d}.pt"
 
 
+def step_of(path: str | Path) -> int:
+    """The step in a ``step_XXXXXXX.pt`` file name."""
+    return int(Path(path).stem.split("_")[1])
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """``checkpoints/last.pt`` of a run dir, else its newest ``step_XXXXXXX.pt`` (a run killed after
     its first step file, or whose last.pt was deleted), or None when the run has not saved one yet."""
@@ -191,7 +196,7 @@ def _intact_hint(p: Path) -> str:
         return f"No intact step_*.pt is left in {p.parent}: restore the file from a copy or retrain."
     if p.name == LAST:
         return (f"The last intact checkpoint in that folder is {good.name}: move {p.name} away and copy "
-                f"{good.name} to {LAST} to resume from step {int(good.stem.split('_')[1])}.")
+                f"{good.name} to {LAST} to resume from step {step_of(good)}.")
     return f"The last intact checkpoint in that folder is {good.name}: use it instead."
 
 
@@ -296,7 +301,11 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
     Returns:
         (model, cfg): a :class:`kp3d.model.KeypointModel` and its :class:`Config`.
     """
-    ckpt = load_checkpoint(path, map_location)
+    return model_from_checkpoint(load_checkpoint(path, map_location), map_location)
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], map_location: str | torch.device = "cpu"):
+    """:func:`load_model` of a checkpoint already read (:func:`load_checkpoint`): (model, cfg), in eval mode."""
     cfg = Config.from_dict(ckpt["config"])
     model = KeypointModel(cfg)
     if is_compact(ckpt):

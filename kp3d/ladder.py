@@ -156,7 +156,7 @@ def saved_checkpoint(run_dir: str | Path, step: int | None = None) -> Path:
         return last
     path = ckpt_io.step_path(run_dir, step)
     if not path.is_file():
-        saved = [int(p.stem.split("_")[1]) for p in ckpt_io.list_checkpoints(run_dir)]
+        saved = [ckpt_io.step_of(p) for p in ckpt_io.list_checkpoints(run_dir)]
         raise FileNotFoundError(f"{run_dir} has no checkpoint at step {step}: its saved steps are "
                                 f"{', '.join(map(str, saved)) or 'none'} (ckpt_every sets them)")
     return path
@@ -212,13 +212,13 @@ def mask_run(run_dir: str | Path, data: str | None = None, split: str = "test", 
     trained on): M_p against the GT mask beside |I - B| raw and cleaned, on the same views. The
     saved steps of one run give the curve of M_p over training."""
 
-    last = saved_checkpoint(run_dir, step)
-    model, cfg = ckpt_io.load_model(last, map_location="cpu")
+    state = ckpt_io.load_checkpoint(saved_checkpoint(run_dir, step))  # read once: the model and its step
+    model, cfg = ckpt_io.model_from_checkpoint(state)
     if crop_source is not None and crop_source != cfg.crop_source:
         cfg = model.cfg = cfg.replace(crop_source=crop_source)
     data_cfg = cfg.replace(data=data) if data is not None else cfg
     res = mask_figures(model, dataset_for(data_cfg, split), cfg, every=every)
-    res.update({"data": data_cfg.data, "split": split, "every": every, "step": int(ckpt_io.load_checkpoint(last)["step"])})
+    res.update({"data": data_cfg.data, "split": split, "every": every, "step": int(state["step"])})
     return res
 
 

@@ -203,10 +203,15 @@ def foreground_mask(images: torch.Tensor, backgrounds: torch.Tensor, threshold: 
         return _hard_mask(diff, shadow, threshold, cleanup)
 
 
+def background_difference(images: torch.Tensor, backgrounds: torch.Tensor) -> torch.Tensor:
+    """|I - B| averaged over RGB: (B, 3, H, W) images and backgrounds in [0, 1] -> (B, 1, H, W) in [0, 1]."""
+    return (images.float() - backgrounds.float()).abs().mean(1, keepdim=True)
+
+
 def _difference_and_shadow(images: torch.Tensor, backgrounds: torch.Tensor,
                            shadow_chroma: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Mean over RGB of |I - B| (B, 1, H, W), and :func:`shadow_mask` (None when ``shadow_chroma`` is 0)."""
-    diff = (images.float() - backgrounds.float()).abs().mean(1, keepdim=True)
+    """:func:`background_difference` and :func:`shadow_mask` (None when ``shadow_chroma`` is 0)."""
+    diff = background_difference(images, backgrounds)
     return diff, (shadow_mask(images, backgrounds, shadow_chroma) if shadow_chroma else None)
 
 

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from kp3d import geometry
 from kp3d.cli_errors import run_entry_point
 from kp3d.config import Config
-from kp3d.losses import foreground_mask
+from kp3d.losses import background_difference, foreground_mask
 from kp3d.model import gt_masks
 from kp3d.profiles import make_dataset
 from kp3d.train import select_views
@@ -147,7 +147,7 @@ def background_reduction(images: torch.Tensor, backgrounds: torch.Tensor) -> tor
     Returns:
         (B, 1, H, W) in [0, 1].
     """
-    d = (images.float() - backgrounds.float()).abs().mean(1, keepdim=True)
+    d = background_difference(images, backgrounds)
     return d / d.flatten(1).amax(1).clamp_min(1e-6)[:, None, None, None]
 
 
@@ -223,7 +223,7 @@ def mask_figures(model, dataset, cfg: Config | None = None, every: int = 8, batc
                 if model is not None:
                     box = out["box"].reshape(B * V, 4).float().cpu()
                     masks[CROP_CEILING] = geometry.uncrop_patches(geometry.crop_patches(g, box, model.cfg.patch_size), box, (H, W))
-                diff = (imgs.flatten(0, 1).float() - bgs.flatten(0, 1).float()).abs().mean(1, keepdim=True).cpu()
+                diff = background_difference(imgs.flatten(0, 1), bgs.flatten(0, 1)).cpu()
                 for name, m in masks.items():
                     sums[name] = sums.get(name, MaskCounts()) + MaskCounts.of(m, g)
                     where[name] = where.get(name, RecallCounts()) + RecallCounts.of(m, g, diff)
