@@ -6,7 +6,11 @@ The masks compared (Sec. 3.2 and Table 6 of the paper) are the image decoder's o
 same closed, opened and freed of the floor shadow as the configuration says ("cleaned",
 ``kp3d.losses.foreground_mask``). Each is held against the ground-truth mask of the synthetic set.
 With a model, one more row is the ceiling its crop puts on M_p: the ground-truth mask cropped to the
-P x P patch through the model's box and pasted back as M_p is (Eq. 2's un-crop), > 0.5.
+P x P patch through the model's box and pasted back as M_p is (Eq. 2's un-crop), > 0.5. With an
+image decoder, another is the mask the blend asks for (:func:`blend_optimal_mask`): given the decoded
+patch D_p, the M in [0, 1] that minimises Eq. 10's squared error at each pixel, > 0.5. No mask
+decoder, however sharp, lowers the reconstruction error below it, so where it misses the person the
+reconstruction does not ask for the person.
 
 Figures are pooled over all the views measured (sums of pixels, not a mean of per-view ratios):
 - ``iou`` = |A & G| / |A | G|; ``precision`` = |A & G| / |A|; ``recall`` = |A & G| / |G|;
@@ -43,6 +47,7 @@ from kp3d.train import select_views
 
 MASKS = ("pred", "img-bg", "img-bg-raw", "img-bg-cleaned")  # the keys of :func:`mask_figures`
 CROP_CEILING = "gt-through-crop"  # with a model: the GT mask through its crop and back, M_p's best case
+BLEND_OPTIMAL = "blend-optimal"  # with an image decoder: the per-pixel M that Eq. 10 asks for, given D_p
 NEAR_PX = 2  # a predicted pixel within this many pixels of the person counts as its edge, not off it
 DEPTH_RINGS = ("outline", "2-3 px in", "4+ px in")  # a person pixel's depth: 1, 2-3, >= 4 px from the background (Chebyshev)
 CONTRAST_EDGES = (0.0, 0.05, 0.1, 0.2)  # bins of |I - B| (mean over RGB, [0, 1]) at a person pixel; the last is open
@@ -151,6 +156,39 @@ def background_reduction(images: torch.Tensor, backgrounds: torch.Tensor) -> tor
     return d / d.flatten(1).amax(1).clamp_min(1e-6)[:, None, None, None]
 
 
+def blend_optimal_mask(images: torch.Tensor, backgrounds: torch.Tensor, decoded: torch.Tensor,
+                       inside: torch.Tensor) -> torch.Tensor:
+    """The mask the blend (Eq. 2) asks for at each pixel, given the decoded image.
+
+    ``M D + (1 - M) B`` is closest to ``I`` in squared error (Eq. 10's first term) at
+    ``M = <I - B, D - B> / |D - B|^2`` (sums over RGB), clamped to [0, 1]; 0 outside the box, where
+    the frame is the background whatever the mask.
+
+    Args:
+        images, backgrounds: (B, 3, H, W) in [0, 1].
+        decoded: (B, 3, H, W) the decoded patch D_p un-cropped to the frame (zero outside the box).
+        inside: (B, 1, H, W) the box's footprint in the frame, in [0, 1].
+    Returns:
+        (B, 1, H, W) in [0, 1].
+
+    Example:
+        >>> B = torch.zeros(1, 3, 4, 4); I = B.clone(); I[..., 1:3, 1:3] = 1
+        >>> D = torch.full_like(B, 0.8)          # a blurred person: right inside, wrong outside
+        >>> blend_optimal_mask(I, B, D, torch.ones(1, 1, 4, 4))[0, 0]
+        tensor([[0., 0., 0., 0.],
+                [0., 1., 1., 0.],
+                [0., 1., 1., 0.],
+                [0., 0., 0., 0.]])
+    """
+    for name, x, c in (("images", images, 3), ("backgrounds", backgrounds, 3), ("decoded", decoded, 3), ("inside", inside, 1)):
+        if x.ndim != 4 or x.shape[1] != c or x.shape[0] != images.shape[0] or x.shape[-2:] != images.shape[-2:]:
+            raise ValueError(f"{name}: expected ({images.shape[0]}, {c}, H, W) matching images {tuple(images.shape)}, "
+                             f"got {tuple(x.shape)}")
+    i_b, d_b = images.float() - backgrounds.float(), decoded.float() - backgrounds.float()
+    m = (i_b * d_b).sum(1, keepdim=True) / (d_b * d_b).sum(1, keepdim=True).clamp_min(1e-8)
+    return m.clamp(0, 1) * (inside > 0.5).float()
+
+
 def frame_masks(cfg: Config, images: torch.Tensor, backgrounds: torch.Tensor,
                 pred: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The masks of :data:`MASKS` for some views (``pred`` only when given).
@@ -199,7 +237,8 @@ def mask_figures(model, dataset, cfg: Config | None = None, every: int = 8, batc
     Returns:
         mask name -> :meth:`MaskCounts.figures`, plus ``"views"``: the number of views measured,
         ``"recall_where"``: mask name -> :meth:`RecallCounts.figures` (where each mask misses the
-        person); with a model also :data:`CROP_CEILING`, the GT mask through the model's crop and back.
+        person); with a model also :data:`CROP_CEILING`, the GT mask through the model's crop and back,
+        and with its image decoder :data:`BLEND_OPTIMAL`, the mask Eq. 10 asks for given D_p.
     """
     cfg = cfg if cfg is not None else model.cfg
     sums: dict[str, MaskCounts] = {}
@@ -223,6 +262,12 @@ def mask_figures(model, dataset, cfg: Config | None = None, every: int = 8, batc
                 if model is not None:
                     box = out["box"].reshape(B * V, 4).float().cpu()
                     masks[CROP_CEILING] = geometry.uncrop_patches(geometry.crop_patches(g, box, model.cfg.patch_size), box, (H, W))
+                if model is not None and model.cfg.image_reconstruction:
+                    P = model.cfg.patch_size
+                    dec = out["patch_recon"].reshape(B * V, 3, P, P).float().cpu()
+                    full = geometry.uncrop_patches(torch.cat([dec, torch.ones_like(dec[:, :1])], 1), box, (H, W))
+                    masks[BLEND_OPTIMAL] = (blend_optimal_mask(imgs.flatten(0, 1).cpu(), bgs.flatten(0, 1).cpu(),
+                                                               full[:, :3], full[:, 3:]) > 0.5).float()
                 diff = background_difference(imgs.flatten(0, 1), bgs.flatten(0, 1)).cpu()
                 for name, m in masks.items():
                     sums[name] = sums.get(name, MaskCounts()) + MaskCounts.of(m, g)
@@ -241,13 +286,14 @@ def format_mask_figures(res: dict) -> str:
     """The figures of :func:`mask_figures` as a small table, one mask a line."""
     labels = {"pred": "M_p > 0.5 (the image decoder's mask)", "img-bg": "|I - B| / max > 0.5 (background reduction)",
               "img-bg-raw": "|I - B| > threshold", "img-bg-cleaned": "|I - B| > threshold, cleaned, no shadow",
-              CROP_CEILING: "GT mask through the crop and back (M_p's best)"}
+              CROP_CEILING: "GT mask through the crop and back (M_p's best)",
+              BLEND_OPTIMAL: "the mask the blend asks for, given D_p"}
     lines = [f"masks against the GT mask over {res['views']} views   IoU   precision  recall  off the person"]
-    for name in (*MASKS, CROP_CEILING):
+    for name in (*MASKS, CROP_CEILING, BLEND_OPTIMAL):
         if name in res:
             f = res[name]
             lines.append(f"  {labels[name]:44s} {f['iou']:.3f}   {f['precision']:.3f}    {f['recall']:.3f}   {100 * f['off_person']:.1f}%")
-    short = {"pred": "M_p", "img-bg-cleaned": "cleaned |I - B|"}
+    short = {"pred": "M_p", BLEND_OPTIMAL: "the blend's mask", "img-bg-cleaned": "cleaned |I - B|"}
     for name in (n for n in short if n in res.get("recall_where", {})):
         w = res["recall_where"][name]
         for key, title in (("depth", "by depth in the person"), ("contrast", "by |I - B| at the pixel")):

@@ -16,7 +16,7 @@ from kp3d.profiles import get_config
 from kp3d.export import load_export
 from kp3d.ladder import data_tag, mask_run, rung_config
 from kp3d.losses import compute_losses
-from kp3d.mask_figures import (CROP_CEILING, DEPTH_RINGS, MASKS, MaskCounts, RecallCounts, background_reduction, depth_rings,
+from kp3d.mask_figures import (BLEND_OPTIMAL, CROP_CEILING, DEPTH_RINGS, MASKS, MaskCounts, RecallCounts, background_reduction, blend_optimal_mask, depth_rings,
                                format_mask_figures, frame_masks, mask_figures, threshold_figures)
 from kp3d.model import KeypointModel
 from kp3d.train import train
@@ -125,7 +125,8 @@ def test_mask_figures_of_the_fake_rig():
     assert set(res["pred"]) == {"iou", "precision", "recall", "off_person"}
     text = format_mask_figures(res)
     assert "M_p > 0.5" in text and "8 views" in text and "through the crop" in text
-    assert set(res["recall_where"]) == set(MASKS) | {CROP_CEILING}
+    assert set(res["recall_where"]) == set(MASKS) | {CROP_CEILING, BLEND_OPTIMAL}
+    assert "the blend asks for" in text and "recall of the blend's mask by depth" in text
     assert sum(r["share"] for r in res["recall_where"]["pred"]["depth"]) == pytest.approx(1.0)
     assert "recall of M_p by depth in the person" in text and "recall of cleaned |I - B| by |I - B|" in text
 
@@ -276,3 +277,25 @@ def test_the_committed_table6_holds_every_target(tmp_path):
     text = table6_report()
     assert all(f"| {t} |" in text for t in TABLE6_ORDER) and "synthetic?seed=3" in text
     assert "has not been measured" in table6_report(tmp_path / "missing.json")
+
+
+# --- the mask the blend asks for ----------------------------------------------------------------
+def test_blend_optimal_mask_shape_and_bad_input():
+    x = torch.rand(2, 3, 8, 8)
+    assert blend_optimal_mask(x, x, x, torch.ones(2, 1, 8, 8)).shape == (2, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"inside: expected \(2, 1, H, W\) matching images"):
+        blend_optimal_mask(x, x, x, torch.ones(2, 1, 4, 4))
+
+
+def test_blend_optimal_mask_solves_the_blend_per_pixel():
+    """At each pixel the returned M gives the least squared error of M D + (1 - M) B against I among
+    a grid of masks; outside the box it is 0."""
+    torch.manual_seed(0)
+    I, B, D = torch.rand(1, 3, 6, 6), torch.rand(1, 3, 6, 6), torch.rand(1, 3, 6, 6)
+    inside = torch.ones(1, 1, 6, 6); inside[..., :, 0] = 0
+    m = blend_optimal_mask(I, B, D, inside)
+    grid = torch.linspace(0, 1, 1001).view(-1, 1, 1, 1, 1)
+    err = ((grid * D + (1 - grid) * B - I) ** 2).sum(2, keepdim=True)  # (1001, 1, 1, 6, 6)
+    best = grid.view(-1)[err.argmin(0)].view(1, 1, 6, 6)
+    torch.testing.assert_close(m[..., 1:], best[..., 1:], atol=1e-3, rtol=0)
+    assert float(m[..., 0].abs().max()) == 0.0
