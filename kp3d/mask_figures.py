@@ -257,18 +257,18 @@ def mask_figures(model, dataset, cfg: Config | None = None, every: int = 8, batc
                     out = model(imgs, bgs, b["K"].to(device), b["R"].to(device), b["t"].to(device), keypoints=False,
                                 masks=gt.to(device))
                     pred = out["mask"].reshape(B * V, 1, H, W).cpu()
-                masks = frame_masks(cfg, imgs.flatten(0, 1).cpu(), bgs.flatten(0, 1).cpu(), pred)
+                frames, backs = imgs.flatten(0, 1).cpu(), bgs.flatten(0, 1).cpu()  # (B * V, 3, H, W), once for every mask
+                masks = frame_masks(cfg, frames, backs, pred)
                 g = gt.reshape(B * V, 1, H, W).float()
                 if model is not None:
-                    box = out["box"].reshape(B * V, 4).float().cpu()
-                    masks[CROP_CEILING] = geometry.uncrop_patches(geometry.crop_patches(g, box, model.cfg.patch_size), box, (H, W))
-                if model is not None and model.cfg.image_reconstruction:
                     P = model.cfg.patch_size
-                    dec = out["patch_recon"].reshape(B * V, 3, P, P).float().cpu()
-                    full = geometry.uncrop_patches(torch.cat([dec, torch.ones_like(dec[:, :1])], 1), box, (H, W))
-                    masks[BLEND_OPTIMAL] = (blend_optimal_mask(imgs.flatten(0, 1).cpu(), bgs.flatten(0, 1).cpu(),
-                                                               full[:, :3], full[:, 3:]) > 0.5).float()
-                diff = background_difference(imgs.flatten(0, 1), bgs.flatten(0, 1)).cpu()
+                    box = out["box"].reshape(B * V, 4).float().cpu()
+                    masks[CROP_CEILING] = geometry.uncrop_patches(geometry.crop_patches(g, box, P), box, (H, W))
+                    if model.cfg.image_reconstruction:  # D_p and the box's footprint, un-cropped together
+                        dec = out["patch_recon"].reshape(B * V, 3, P, P).float().cpu()
+                        full = geometry.uncrop_patches(torch.cat([dec, torch.ones_like(dec[:, :1])], 1), box, (H, W))
+                        masks[BLEND_OPTIMAL] = (blend_optimal_mask(frames, backs, full[:, :3], full[:, 3:]) > 0.5).float()
+                diff = background_difference(frames, backs)
                 for name, m in masks.items():
                     sums[name] = sums.get(name, MaskCounts()) + MaskCounts.of(m, g)
                     where[name] = where.get(name, RecallCounts()) + RecallCounts.of(m, g, diff)
