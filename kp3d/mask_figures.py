@@ -189,6 +189,33 @@ def blend_optimal_mask(images: torch.Tensor, backgrounds: torch.Tensor, decoded:
     return m.clamp(0, 1) * (inside > 0.5).float()
 
 
+def blend_optimal_from_patch(images: torch.Tensor, backgrounds: torch.Tensor, decoded_patch: torch.Tensor,
+                             box: torch.Tensor) -> torch.Tensor:
+    """:func:`blend_optimal_mask` for a decoded patch still in the detector's crop.
+
+    D_p and the box's footprint are un-cropped together (Eq. 2's S^-1), so the footprint is the one
+    M_p is pasted through.
+
+    Args:
+        images, backgrounds: (B, 3, H, W) in [0, 1].
+        decoded_patch: (B, 3, P, P) the decoded patch D_p (``out["patch_recon"]``).
+        box: (B, 4) the detector's box (``out["box"]``).
+    Returns:
+        (B, 1, H, W) in [0, 1].
+
+    Example:
+        >>> I, B = torch.ones(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)   # the frame differs everywhere
+        >>> box = torch.tensor([[0.5, 1.0, 0.5, 0.0]])                # (s_x, s_y, u_x, u_y): the right half
+        >>> blend_optimal_from_patch(I, B, torch.ones(1, 3, 4, 4), box)[0, 0, 0].tolist()
+        [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    if decoded_patch.ndim != 4 or decoded_patch.shape[1] != 3 or decoded_patch.shape[0] != images.shape[0]:
+        raise ValueError(f"decoded_patch: expected ({images.shape[0]}, 3, P, P), got {tuple(decoded_patch.shape)}")
+    dec = decoded_patch.float()
+    full = geometry.uncrop_patches(torch.cat([dec, torch.ones_like(dec[:, :1])], 1), box.float(), images.shape[-2:])
+    return blend_optimal_mask(images, backgrounds, full[:, :3], full[:, 3:])
+
+
 def frame_masks(cfg: Config, images: torch.Tensor, backgrounds: torch.Tensor,
                 pred: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The masks of :data:`MASKS` for some views (``pred`` only when given).
@@ -264,10 +291,9 @@ def mask_figures(model, dataset, cfg: Config | None = None, every: int = 8, batc
                     P = model.cfg.patch_size
                     box = out["box"].reshape(B * V, 4).float().cpu()
                     masks[CROP_CEILING] = geometry.uncrop_patches(geometry.crop_patches(g, box, P), box, (H, W))
-                    if model.cfg.image_reconstruction:  # D_p and the box's footprint, un-cropped together
-                        dec = out["patch_recon"].reshape(B * V, 3, P, P).float().cpu()
-                        full = geometry.uncrop_patches(torch.cat([dec, torch.ones_like(dec[:, :1])], 1), box, (H, W))
-                        masks[BLEND_OPTIMAL] = (blend_optimal_mask(frames, backs, full[:, :3], full[:, 3:]) > 0.5).float()
+                    if model.cfg.image_reconstruction:
+                        dec = out["patch_recon"].reshape(B * V, 3, P, P).cpu()
+                        masks[BLEND_OPTIMAL] = (blend_optimal_from_patch(frames, backs, dec, box) > 0.5).float()
                 diff = background_difference(frames, backs)
                 for name, m in masks.items():
                     sums[name] = sums.get(name, MaskCounts()) + MaskCounts.of(m, g)

@@ -16,7 +16,7 @@ from kp3d.profiles import get_config
 from kp3d.export import load_export
 from kp3d.ladder import data_tag, mask_run, rung_config
 from kp3d.losses import compute_losses
-from kp3d.mask_figures import (BLEND_OPTIMAL, CROP_CEILING, DEPTH_RINGS, MASKS, MaskCounts, RecallCounts, background_reduction, blend_optimal_mask, depth_rings,
+from kp3d.mask_figures import (BLEND_OPTIMAL, CROP_CEILING, DEPTH_RINGS, MASKS, MaskCounts, RecallCounts, background_reduction, blend_optimal_from_patch, blend_optimal_mask, depth_rings,
                                format_mask_figures, frame_masks, mask_figures, threshold_figures)
 from kp3d.model import KeypointModel
 from kp3d.train import train
@@ -253,15 +253,24 @@ def test_mask_comparison_panel():
     import matplotlib
 
     matplotlib.use("Agg")
-    from kp3d.viz.training import MaskComparison
+    from kp3d.viz.training import MaskComparison, predict
 
     ds = FakeMultiView(n=2, size=64)
     torch.manual_seed(0)
     panel = MaskComparison(KeypointModel(get_config("smoke", amp="none")), ds)
     fig = panel.update(frame=1, view=2)
-    assert len(fig.axes) == 6 and set(panel.ious) == set(MASKS)
+    assert len(fig.axes) == 7 and set(panel.ious) == {*MASKS, BLEND_OPTIMAL}
     assert panel.ious["img-bg-raw"] > 0.8  # the fake rig's |I - B| is the person
-    assert "IoU" in fig.axes[1].get_title()
+    assert all("IoU" in ax.get_title() for ax in fig.axes[1:6])
+    # the blend's panel is the mask of mask_figures for the same view
+    r = predict(panel.model, ds[1], keypoints=False)
+    img, bg = (torch.from_numpy(r[k][2])[None] for k in ("images", "backgrounds"))
+    direct = blend_optimal_from_patch(img, bg, torch.from_numpy(r["patch_recon"][2])[None], torch.from_numpy(r["box"][2])[None]) > 0.5
+    assert panel.ious[BLEND_OPTIMAL] == pytest.approx(MaskCounts.of(direct.float(), torch.from_numpy(r["gt_masks"][2])[None].float()).figures()["iou"])
+    # without an image decoder there is no M_p and no D_p: the two panels say so, the rest are drawn
+    bottleneck = MaskComparison(KeypointModel(rung_config("R1", "smoke", amp="none")), ds)
+    fig = bottleneck.update(frame=0, view=0)
+    assert set(bottleneck.ious) == set(MASKS[1:]) and "no image decoder" in fig.axes[2].get_title()
     with pytest.raises(IndexError, match="view"):
         panel.update(frame=0, view=9)
     no_gt = FakeMultiView(n=2, size=64, with_gt=False)
@@ -285,6 +294,17 @@ def test_blend_optimal_mask_shape_and_bad_input():
     assert blend_optimal_mask(x, x, x, torch.ones(2, 1, 8, 8)).shape == (2, 1, 8, 8)
     with pytest.raises(ValueError, match=r"inside: expected \(2, 1, H, W\) matching images"):
         blend_optimal_mask(x, x, x, torch.ones(2, 1, 4, 4))
+    with pytest.raises(ValueError, match=r"decoded_patch: expected \(2, 3, P, P\)"):
+        blend_optimal_from_patch(x, x, torch.rand(2, 1, 4, 4), torch.tensor([[0.5, 0.5, 0.0, 0.0]] * 2))
+
+
+def test_blend_optimal_from_patch_is_zero_outside_the_box():
+    """The patch's decoded person is pasted through the box: the mask is the person inside the box's
+    footprint (the right half of the frame here) and 0 outside it, whatever the frame holds there."""
+    I, B = torch.ones(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)   # the whole frame differs from the background
+    box = torch.tensor([[0.5, 1.0, 0.5, 0.0]])               # (s_x, s_y, u_x, u_y): the right half
+    m = blend_optimal_from_patch(I, B, torch.ones(1, 3, 4, 4), box)
+    assert float(m[..., 5:7].min()) == 1.0 and float(m[..., :3].max()) == 0.0
 
 
 def test_blend_optimal_mask_solves_the_blend_per_pixel():

@@ -6,8 +6,9 @@
   every view, and the triangulated 3D keypoints beside the ground-truth skeleton (display only).
 - :class:`KeypointProgress` ``.update(step)``: the same at the run's checkpoint of training step
   ``step`` (one of ``.steps``), to watch the keypoints form as training proceeds.
-- :class:`MaskComparison` ``.update(frame, view)``: the image decoder's mask M beside |I - B| (the
-  background reduction, thresholded, cleaned) and the ground-truth mask, each with its IoU.
+- :class:`MaskComparison` ``.update(frame, view)``: the image decoder's mask M and the mask the blend
+  asks for given D_p, beside |I - B| (the background reduction, thresholded, cleaned) and the
+  ground-truth mask, each with its IoU.
 - :func:`plot_loss_curves`: losses and diagnostics from a run's metrics.csv.
 
 All return matplotlib figures; notebooks wire ``update`` to ipywidgets sliders. The panels' figures
@@ -27,7 +28,7 @@ import torch
 
 from data_utils.skeleton import H36M_BONES
 from kp3d.checkpoint import list_checkpoints, load_model
-from kp3d.mask_figures import MASKS, MaskCounts, frame_masks
+from kp3d.mask_figures import BLEND_OPTIMAL, MASKS, MaskCounts, blend_optimal_from_patch, frame_masks
 from kp3d.train import read_metrics, select_views
 
 
@@ -82,19 +83,23 @@ class _ViewPanel:
 class MaskComparison(_ViewPanel):
     """The masks a keypoint target can come from, side by side for one view (notebook 02, Table 6).
 
-    From left to right: the frame, the image decoder's mask M > 0.5 (M_p un-cropped), the background
-    reduction |I - B| / max > 0.5, |I - B| above the configuration's threshold, the same cleaned and
-    freed of the floor shadow (``kp3d.losses.foreground_mask``) and the ground-truth mask; each titled
-    with its IoU against the ground truth (``kp3d.mask_figures``).
+    From left to right: the frame, the image decoder's mask M > 0.5 (M_p un-cropped), the mask the
+    blend asks for given the decoded patch D_p (``kp3d.mask_figures.blend_optimal_mask``, > 0.5: where
+    it leaves out the person, the reconstruction does not ask M_p for it), the background reduction
+    |I - B| / max > 0.5, |I - B| above the configuration's threshold, the same cleaned and freed of the
+    floor shadow (``kp3d.losses.foreground_mask``) and the ground-truth mask; each titled with its IoU
+    against the ground truth (``kp3d.mask_figures``). A model without an image decoder has neither
+    M_p nor D_p: those two panels say so.
 
     Args:
         model: a :class:`kp3d.model.KeypointModel` (its ``cfg`` sets the threshold and cleanup).
         dataset: a data set of the sample contract with ``gt["masks"]`` (the synthetic set).
     """
 
-    TITLES = ("frame", "M_p > 0.5", "|I - B| / max > 0.5", "|I - B| > thr.", "cleaned, no shadow", "GT mask")
+    TITLES = ("frame", "M_p > 0.5", "the blend asks for", "|I - B| / max > 0.5", "|I - B| > thr.",
+              "cleaned, no shadow", "GT mask")
 
-    def __init__(self, model, dataset, figsize=(15.0, 2.9)):
+    def __init__(self, model, dataset, figsize=(17.0, 2.9)):
         super().__init__(model, dataset, figsize)
         self.ious: dict[str, float] = {}
 
@@ -107,15 +112,22 @@ class MaskComparison(_ViewPanel):
         img = torch.from_numpy(r["images"][view])[None]
         bg = torch.from_numpy(r["backgrounds"][view])[None]  # the estimated (median) background the model reads
         gt = torch.from_numpy(r["gt_masks"][view])[None].float()
-        masks = frame_masks(self.model.cfg, img, bg, torch.from_numpy(r["mask"][view])[None])
-        self.ious = {name: MaskCounts.of(masks[name], gt).figures()["iou"] for name in MASKS}
-        panels = [r["images"][view]] + [masks[name][0].numpy() for name in MASKS] + [gt[0].numpy()]
-        titles = [self.TITLES[0]] + [f"{t}\nIoU {self.ious[n]:.2f}" for t, n in zip(self.TITLES[1:5], MASKS)] + [self.TITLES[5]]
+        decoder = self.model.cfg.image_reconstruction
+        masks = frame_masks(self.model.cfg, img, bg, torch.from_numpy(r["mask"][view])[None] if decoder else None)
+        if decoder:
+            dec = torch.from_numpy(r["patch_recon"][view])[None]
+            masks[BLEND_OPTIMAL] = (blend_optimal_from_patch(img, bg, dec, torch.from_numpy(r["box"][view])[None]) > 0.5).float()
+        names = ("pred", BLEND_OPTIMAL, *MASKS[1:])
+        self.ious = {n: MaskCounts.of(masks[n], gt).figures()["iou"] for n in names if n in masks}
+        panels = [r["images"][view]] + [masks[n][0].numpy() if n in masks else None for n in names] + [gt[0].numpy()]
+        titles = ([self.TITLES[0]] + [f"{t}\nIoU {self.ious[n]:.2f}" if n in masks else f"{t}\n(no image decoder)"
+                                       for t, n in zip(self.TITLES[1:6], names)] + [self.TITLES[6]])
         for ax, title, p in zip(self.axes, titles, panels):
             ax.clear()
             ax.set_axis_off()
             ax.set_title(title, fontsize=9)
-            ax.imshow(p[0], cmap="gray", vmin=0, vmax=1) if p.shape[0] == 1 else ax.imshow(_hwc(p))
+            if p is not None:
+                ax.imshow(p[0], cmap="gray", vmin=0, vmax=1) if p.shape[0] == 1 else ax.imshow(_hwc(p))
         self.fig.suptitle(f"frame {frame}, view {view}: the masks against the ground truth", fontsize=10)
         return self.fig
 
