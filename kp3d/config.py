@@ -121,7 +121,6 @@ class Config:
     box_prior_margin: float = 1.15  # box side = this x the foreground's larger extent
     foreground_cleanup: int = 0  # not in the paper: 0 = off, odd k >= 3 closes+opens |I - B| (recipe "The ladder")
     shadow_chroma: float = 0.0  # not in the paper: > 0 drops the floor shadow from |I - B| (recipe "The ladder")
-    shadow_test_soft_input: bool = True  # False: the soft |I - B| the detector and head read keeps the shadow (recipe "Validation protocol")
     w_perceptual: float = 2.0  # beta
     w_mask: float = 0.5  # gamma (5.0 on 3DHP)
     w_coverage: float = 0.01  # delta

@@ -114,11 +114,9 @@ class KeypointModel(nn.Module):
         return latent if self.cfg.keypoint_encoder_grad else latent.detach()
 
     def soft_foreground(self, img: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
-        """The soft |I - B| of the config (threshold, cleanup, shadow test unless ``shadow_test_soft_input`` is
-        False): (BV, 3, H, W) -> (BV, 1, H, W)."""
+        """The soft |I - B| of the config (threshold, cleanup, shadow test): (BV, 3, H, W) -> (BV, 1, H, W)."""
         cfg = self.cfg
-        shadow = cfg.shadow_chroma if cfg.shadow_test_soft_input else 0.0
-        return foreground_soft(img, bg, cfg.box_prior_threshold, cfg.foreground_cleanup, shadow)
+        return foreground_soft(img, bg, cfg.box_prior_threshold, cfg.foreground_cleanup, cfg.shadow_chroma)
 
     def detect(self, img: torch.Tensor, bg: torch.Tensor, soft: torch.Tensor | None = None) -> torch.Tensor:
         """The detector's box from what ``cfg.detector_input`` names.
