@@ -216,13 +216,16 @@ def blend_optimal_from_patch(images: torch.Tensor, backgrounds: torch.Tensor, de
     return blend_optimal_mask(images, backgrounds, full[:, :3], full[:, 3:])
 
 
-def frame_masks(cfg: Config, images: torch.Tensor, backgrounds: torch.Tensor,
-                pred: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The masks of :data:`MASKS` for some views (``pred`` only when given).
+def frame_masks(cfg: Config, images: torch.Tensor, backgrounds: torch.Tensor, pred: torch.Tensor | None = None,
+                decoded_patch: torch.Tensor | None = None, box: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The masks of :data:`MASKS` for some views (``pred`` only when given), and :data:`BLEND_OPTIMAL`
+    when the decoded patch and its box are given.
 
     Args:
         images, backgrounds: (B, 3, H, W) in [0, 1].
         pred: (B, 1, H, W) the image decoder's mask M un-cropped to the frame (``out["mask"]``), or None.
+        decoded_patch: (B, 3, P, P) the decoded patch D_p (``out["patch_recon"]``), or None.
+        box: (B, 4) the box D_p was decoded in (``out["box"]``); needed with ``decoded_patch``.
     Returns:
         name -> (B, 1, H, W) float in {0, 1}.
     """
@@ -233,6 +236,10 @@ def frame_masks(cfg: Config, images: torch.Tensor, backgrounds: torch.Tensor,
     }
     if pred is not None:
         out = {"pred": (pred.float() > 0.5).float(), **out}
+    if decoded_patch is not None:
+        if box is None:
+            raise ValueError("frame_masks: decoded_patch needs the box it was decoded in (out['box'])")
+        out[BLEND_OPTIMAL] = (blend_optimal_from_patch(images, backgrounds, decoded_patch, box) > 0.5).float()
     return out
 
 
@@ -279,21 +286,20 @@ def mask_figures(model, dataset, cfg: Config | None = None, every: int = 8, batc
             for b, gt in _labelled_batches(dataset, cfg.views, every, batch_size, "mask_figures"):
                 imgs, bgs = b["images"].to(device), b["backgrounds"].to(device)
                 B, V, _, H, W = imgs.shape
-                pred = None
+                pred = dec = box = None
                 if model is not None:
                     out = model(imgs, bgs, b["K"].to(device), b["R"].to(device), b["t"].to(device), keypoints=False,
                                 masks=gt.to(device))
-                    pred = out["mask"].reshape(B * V, 1, H, W).cpu()
-                frames, backs = imgs.flatten(0, 1).cpu(), bgs.flatten(0, 1).cpu()  # (B * V, 3, H, W), once for every mask
-                masks = frame_masks(cfg, frames, backs, pred)
-                g = gt.reshape(B * V, 1, H, W).float()
-                if model is not None:
                     P = model.cfg.patch_size
+                    pred = out["mask"].reshape(B * V, 1, H, W).cpu()
                     box = out["box"].reshape(B * V, 4).float().cpu()
-                    masks[CROP_CEILING] = geometry.uncrop_patches(geometry.crop_patches(g, box, P), box, (H, W))
                     if model.cfg.image_reconstruction:
                         dec = out["patch_recon"].reshape(B * V, 3, P, P).cpu()
-                        masks[BLEND_OPTIMAL] = (blend_optimal_from_patch(frames, backs, dec, box) > 0.5).float()
+                frames, backs = imgs.flatten(0, 1).cpu(), bgs.flatten(0, 1).cpu()  # (B * V, 3, H, W), once for every mask
+                masks = frame_masks(cfg, frames, backs, pred, dec, box)
+                g = gt.reshape(B * V, 1, H, W).float()
+                if box is not None:
+                    masks[CROP_CEILING] = geometry.uncrop_patches(geometry.crop_patches(g, box, P), box, (H, W))
                 diff = background_difference(frames, backs)
                 for name, m in masks.items():
                     sums[name] = sums.get(name, MaskCounts()) + MaskCounts.of(m, g)

@@ -28,7 +28,7 @@ import torch
 
 from data_utils.skeleton import H36M_BONES
 from kp3d.checkpoint import list_checkpoints, load_model
-from kp3d.mask_figures import BLEND_OPTIMAL, MASKS, MaskCounts, blend_optimal_from_patch, frame_masks
+from kp3d.mask_figures import BLEND_OPTIMAL, MASKS, MaskCounts, frame_masks
 from kp3d.train import read_metrics, select_views
 
 
@@ -112,11 +112,9 @@ class MaskComparison(_ViewPanel):
         img = torch.from_numpy(r["images"][view])[None]
         bg = torch.from_numpy(r["backgrounds"][view])[None]  # the estimated (median) background the model reads
         gt = torch.from_numpy(r["gt_masks"][view])[None].float()
-        decoder = self.model.cfg.image_reconstruction
-        masks = frame_masks(self.model.cfg, img, bg, torch.from_numpy(r["mask"][view])[None] if decoder else None)
-        if decoder:
-            dec = torch.from_numpy(r["patch_recon"][view])[None]
-            masks[BLEND_OPTIMAL] = (blend_optimal_from_patch(img, bg, dec, torch.from_numpy(r["box"][view])[None]) > 0.5).float()
+        pred, dec, box = ((torch.from_numpy(r[k][view])[None] for k in ("mask", "patch_recon", "box"))
+                          if self.model.cfg.image_reconstruction else (None, None, None))
+        masks = frame_masks(self.model.cfg, img, bg, pred, dec, box)
         names = ("pred", BLEND_OPTIMAL, *MASKS[1:])
         self.ious = {n: MaskCounts.of(masks[n], gt).figures()["iou"] for n in names if n in masks}
         panels = [r["images"][view]] + [masks[n][0].numpy() if n in masks else None for n in names] + [gt[0].numpy()]
